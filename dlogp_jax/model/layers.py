@@ -1,0 +1,92 @@
+"""Stateless building blocks: RMSNorm, rotary embeddings, grouped-query attention, SiLU MLP.
+
+Legend: B batch, T query positions, S key positions, D width, F MLP width, N query heads,
+K kv heads, G = N // K query heads per kv head, H head dim.
+
+All match the Hugging Face PyTorch implementations of Qwen2/Qwen3/Llama: RMSNorm computes in fp32 and
+casts back; RoPE uses the "rotate half" layout (not interleaved); attention softmax runs in fp32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlogp_jax.model.config import RopeConfig
+
+NEG_INF = -0.7 * float(
+    np.finfo(np.float32).max
+)  # finite: fully masked rows stay NaN-free
+
+
+def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
+    """RMSNorm over the last axis, in fp32 (as HF), result in x.dtype."""
+    x32 = x.astype(jnp.float32)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+    return weight.astype(x.dtype) * x32.astype(x.dtype)
+
+
+def rope_inv_freq(rope: RopeConfig, head_dim: int) -> np.ndarray:
+    """Inverse frequencies `[H/2]` in float64, including linear and llama3 scaling."""
+    inv = 1.0 / (rope.theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    if rope.rope_type == "linear":
+        return inv / rope.factor
+    if rope.rope_type != "llama3":
+        return inv
+    old = rope.original_max_position_embeddings
+    low_wavelen = old / rope.low_freq_factor
+    high_wavelen = old / rope.high_freq_factor
+    wavelen = 2 * math.pi / inv
+    scaled = np.where(wavelen > low_wavelen, inv / rope.factor, inv)
+    smooth = (old / wavelen - rope.low_freq_factor) / (
+        rope.high_freq_factor - rope.low_freq_factor
+    )
+    smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return np.where(medium, smoothed, scaled)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, rope: RopeConfig) -> jax.Array:
+    """Rotates `x [B, T, heads, H]` by `positions [B, T]` (HF rotate-half convention)."""
+    head_dim = x.shape[-1]
+    inv = jnp.asarray(rope_inv_freq(rope, head_dim), jnp.float32)
+    angles = positions.astype(jnp.float32)[..., None] * inv  # [B, T, H/2]
+    angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
+    x32 = x.astype(jnp.float32)
+    x1, x2 = jnp.split(x32, 2, axis=-1)
+    rotated = jnp.concatenate([-x2, x1], axis=-1)
+    return (x32 * cos + rotated * sin).astype(x.dtype)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Grouped-query attention.
+
+    Args:
+      q: [B, T, N, H] queries (RoPE applied).
+      k, v: [B, S, K, H] keys and values.
+      mask: [B, T, S] bool, True where query t may attend key s.
+    Returns:
+      [B, T, N, H] in q.dtype.
+    """
+    b, t, n, h = q.shape
+    kv = k.shape[2]
+    q = q.reshape(b, t, kv, n // kv, h)
+    scores = jnp.einsum("btkgh,bskh->bkgts", q, k, preferred_element_type=jnp.float32)
+    scores = scores / math.sqrt(h)
+    scores = jnp.where(mask[:, None, None], scores, NEG_INF)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgts,bskh->btkgh", probs, v)
+    return out.reshape(b, t, n, h)
+
+
+def mlp(
+    x: jax.Array, gate_df: jax.Array, up_df: jax.Array, down_fd: jax.Array
+) -> jax.Array:
+    """SiLU-gated MLP: down(silu(x @ gate) * (x @ up)); x is [B, T, D]."""
+    gate = jnp.einsum("btd,df->btf", x, gate_df)
+    up = jnp.einsum("btd,df->btf", x, up_df)
+    return jnp.einsum("btf,fd->btd", jax.nn.silu(gate) * up, down_fd)

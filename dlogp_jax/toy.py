@@ -1,0 +1,91 @@
+"""Tiny on-the-spot checkpoints: a character-level HF tokenizer and random Qwen-architecture models.
+
+Used by the embedded default (`dlogp-score --config=configs/score.py:demo`), by tests and benchmarks,
+so that every stage runs through the same Hugging Face checkpoint path as real models without any
+download. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from dlogp_jax.model import hf_weights, transformer
+from dlogp_jax.model.config import ModelConfig
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+CHARS = string.ascii_letters + string.digits + string.punctuation + " \n"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer(chars: str = CHARS):
+    """A character-level `PreTrainedTokenizerFast` with Qwen-style special tokens and chat template.
+
+    Ids: the characters first, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`; unknown characters
+    map to `<|endoftext|>`.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(dict.fromkeys(chars))}
+    for tok in SPECIAL_TOKENS:
+        vocab[tok] = len(vocab)
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tk.add_special_tokens(list(SPECIAL_TOKENS))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_config(vocab_size: int, **overrides) -> ModelConfig:
+    """A small Qwen2-architecture config (2 layers, width 64) for demos and tests."""
+    fields = dict(
+        model_type="qwen2", vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
+        num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, qkv_bias=True,
+        tie_embeddings=True,
+    )  # fmt: skip
+    fields.update(overrides)
+    return ModelConfig(**fields)
+
+
+def build_pair(out_dir, seed: int = 0, rl_noise: float = 0.5, pad_rows: int = 0):
+    """Writes `base/` and `rl/` HF checkpoints: random base, RL = base + noise on the output layer.
+
+    Args:
+      out_dir: parent directory.
+      seed: PRNG seed.
+      rl_noise: std of the perturbation added to the RL model's embedding (relative to 0.02 init).
+      pad_rows: extra embedding rows on the RL model beyond the tokenizer (as Qwen's 151,936 vs
+        152,064), to exercise padded-vocabulary handling.
+    Returns:
+      (base_dir, rl_dir) paths.
+    """
+    out = Path(out_dir)
+    tok = build_tokenizer()
+    config = tiny_config(len(tok))
+    k_base, k_noise = jax.random.split(jax.random.key(seed))
+    base = transformer.init(k_base, config, std=0.3)
+    rl = jax.tree.map(lambda x: x, base)
+    noise = rl_noise * 0.3 * jax.random.normal(k_noise, base["embed_vd"].shape)
+    rl["embed_vd"] = base["embed_vd"] + noise
+    rl_config = config
+    if pad_rows:
+        extra = jnp.zeros((pad_rows, config.hidden_size), base["embed_vd"].dtype)
+        rl["embed_vd"] = jnp.concatenate([rl["embed_vd"], extra])
+        rl_config = config.replace(vocab_size=config.vocab_size + pad_rows)
+    base_dir = hf_weights.export_params(out / "base", base, config, tokenizer=tok)
+    rl_dir = hf_weights.export_params(out / "rl", rl, rl_config, tokenizer=tok)
+    return base_dir, rl_dir

@@ -1,0 +1,19 @@
+"""dlogp_jax: the direction of RLVR updates (Δlog p) in JAX.
+
+Facade: re-exports the public API; implementations live in the submodules.
+"""
+
+from dlogp_jax.logprobs import pair_metrics, score_tokens, token_logprobs
+from dlogp_jax.model.config import ModelConfig, preset
+from dlogp_jax.model.hf_weights import CheckpointError, export_params, load_params, read_config
+from dlogp_jax.model.kv_cache import KVCache, init_cache
+from dlogp_jax.model.pair import ModelPair, load_pair
+from dlogp_jax.model.tokenizer import load_tokenizer
+from dlogp_jax.model.transformer import apply, hidden_states, init
+from dlogp_jax.sharding import make_mesh
+
+__all__ = [
+    "CheckpointError", "KVCache", "ModelConfig", "ModelPair", "apply", "export_params",
+    "hidden_states", "init", "init_cache", "load_pair", "load_params", "load_tokenizer",
+    "make_mesh", "pair_metrics", "preset", "read_config", "score_tokens", "token_logprobs",
+]  # fmt: skip

@@ -67,9 +67,7 @@ def parse_mesh_spec(spec: str, num_devices: int) -> dict[str, int]:
     fixed = math.prod(s for s in sizes.values() if s != -1)
     if rest:
         if num_devices % fixed:
-            raise ValueError(
-                f"mesh spec {spec!r}: {num_devices} devices not divisible by {fixed}."
-            )
+            raise ValueError(f"mesh spec {spec!r}: {num_devices} devices not divisible by {fixed}.")
         sizes[rest[0]] = num_devices // fixed
     if math.prod(sizes.values()) != num_devices:
         raise ValueError(
@@ -79,9 +77,7 @@ def parse_mesh_spec(spec: str, num_devices: int) -> dict[str, int]:
     return sizes
 
 
-def make_mesh(
-    spec: str = "fsdp:-1", devices: Sequence[jax.Device] | None = None
-) -> Mesh:
+def make_mesh(spec: str = "fsdp:-1", devices: Sequence[jax.Device] | None = None) -> Mesh:
     """Builds the (data, fsdp, tensor) mesh with Auto axis types.
 
     Args:
@@ -93,12 +89,8 @@ def make_mesh(
     shape = tuple(sizes[a] for a in MESH_AXES)
     if len(devices) == len(jax.devices()):
         # make_mesh orders devices for the physical topology (ICI rings on TPU).
-        return jax.make_mesh(
-            shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices
-        )
-    return Mesh(
-        np.asarray(devices).reshape(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3
-    )
+        return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3)
 
 
 def logical_to_spec(
@@ -132,9 +124,7 @@ def logical_to_spec(
     return P(*out)
 
 
-def named_sharding(
-    mesh: Mesh, logical_axes: Sequence[str | None], shape=None
-) -> NamedSharding:
+def named_sharding(mesh: Mesh, logical_axes: Sequence[str | None], shape=None) -> NamedSharding:
     """NamedSharding for an array with the given logical axes (and shape, for divisibility)."""
     return NamedSharding(mesh, logical_to_spec(logical_axes, shape, mesh))
 
@@ -144,9 +134,7 @@ def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty:
         return x
-    return jax.lax.with_sharding_constraint(
-        x, logical_to_spec(logical_axes, x.shape, mesh)
-    )
+    return jax.lax.with_sharding_constraint(x, logical_to_spec(logical_axes, x.shape, mesh))
 
 
 def tree_shardings(mesh: Mesh, axes_tree, shapes_tree):
@@ -155,7 +143,5 @@ def tree_shardings(mesh: Mesh, axes_tree, shapes_tree):
         lambda axes, s: named_sharding(mesh, axes, getattr(s, "shape", s)),
         axes_tree,
         shapes_tree,
-        is_leaf=lambda x: (
-            isinstance(x, tuple) and all(isinstance(a, (str, type(None))) for a in x)
-        ),
+        is_leaf=lambda x: isinstance(x, tuple) and all(isinstance(a, (str, type(None))) for a in x),
     )

@@ -30,7 +30,7 @@ def build_tokenizer(chars: str = CHARS):
     Ids: the characters first, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`; unknown characters
     map to `<|endoftext|>`.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {c: i for i, c in enumerate(dict.fromkeys(chars))}

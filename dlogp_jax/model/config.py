@@ -77,9 +77,7 @@ class ModelConfig:
                 f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}."
             )
         if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(
-                f"dtype {self.dtype!r}: use 'float32', 'bfloat16' or 'float16'."
-            )
+            raise ValueError(f"dtype {self.dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
 
     def replace(self, **kw: Any) -> ModelConfig:
         return dataclasses.replace(self, **kw)
@@ -95,17 +93,13 @@ class ModelConfig:
             self.head_dim,
         )
         per_layer = 2 * d + d * h * (2 * n + 2 * k) + 3 * d * f
-        per_layer += (
-            (n + 2 * k) * h * self.qkv_bias + d * self.o_bias + 2 * h * self.qk_norm
-        )
+        per_layer += (n + 2 * k) * h * self.qkv_bias + d * self.o_bias + 2 * h * self.qk_norm
         emb = self.vocab_size * d * (1 if self.tie_embeddings else 2)
         return emb + self.num_layers * per_layer + d
 
     # ------------------------------------------------------------------ HF interop
     @classmethod
-    def from_hf(
-        cls, hf: dict[str, Any], *, source: str = "config.json", **overrides: Any
-    ):
+    def from_hf(cls, hf: dict[str, Any], *, source: str = "config.json", **overrides: Any):
         """Builds a ModelConfig from a Hugging Face config dict.
 
         Args:
@@ -201,9 +195,7 @@ def _refuse(hf: dict[str, Any], source: str) -> None:
     """Raises for config features that would silently change the model's outputs."""
     act = hf.get("hidden_act", "silu")
     if act != "silu":
-        raise UnsupportedModelError(
-            f"{source}: hidden_act={act!r}; only 'silu' is implemented."
-        )
+        raise UnsupportedModelError(f"{source}: hidden_act={act!r}; only 'silu' is implemented.")
     if hf.get("use_sliding_window"):
         raise UnsupportedModelError(
             f"{source}: use_sliding_window=true is not implemented; set it to false (every released "
@@ -212,9 +204,7 @@ def _refuse(hf: dict[str, Any], source: str) -> None:
     if hf.get("mlp_bias"):
         raise UnsupportedModelError(f"{source}: mlp_bias=true is not implemented.")
     if hf["model_type"] == "qwen3" and hf.get("attention_bias"):
-        raise UnsupportedModelError(
-            f"{source}: Qwen3 with attention_bias=true is not implemented."
-        )
+        raise UnsupportedModelError(f"{source}: Qwen3 with attention_bias=true is not implemented.")
 
 
 def _rope_from_hf(hf: dict[str, Any], source: str) -> RopeConfig:
@@ -235,9 +225,7 @@ def _rope_from_hf(hf: dict[str, Any], source: str) -> RopeConfig:
         factor=float(merged.get("factor", 1.0)),
         low_freq_factor=float(merged.get("low_freq_factor", 1.0)),
         high_freq_factor=float(merged.get("high_freq_factor", 4.0)),
-        original_max_position_embeddings=int(
-            merged.get("original_max_position_embeddings", 8192)
-        ),
+        original_max_position_embeddings=int(merged.get("original_max_position_embeddings", 8192)),
     )
 
 
@@ -342,7 +330,5 @@ PRESETS = {
 def preset(name: str, **overrides: Any) -> ModelConfig:
     """Returns the named architecture preset (see PRESETS), with field overrides."""
     if name not in PRESETS:
-        raise ValueError(
-            f"unknown model preset {name!r}; known: {', '.join(sorted(PRESETS))}."
-        )
+        raise ValueError(f"unknown model preset {name!r}; known: {', '.join(sorted(PRESETS))}.")
     return PRESETS[name](**overrides)

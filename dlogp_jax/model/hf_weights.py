@@ -128,12 +128,8 @@ def read_config(path: str | os.PathLike, **overrides) -> ModelConfig:
         )
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
-        raise CheckpointError(
-            f"{cfg_file}: missing; a Hugging Face checkpoint needs config.json."
-        )
-    return ModelConfig.from_hf(
-        json.loads(cfg_file.read_text()), source=str(cfg_file), **overrides
-    )
+        raise CheckpointError(f"{cfg_file}: missing; a Hugging Face checkpoint needs config.json.")
+    return ModelConfig.from_hf(json.loads(cfg_file.read_text()), source=str(cfg_file), **overrides)
 
 
 class _TensorReader:
@@ -157,9 +153,7 @@ class _TensorReader:
             )
         for f in set(self.files.values()):
             if not f.is_file():
-                raise CheckpointError(
-                    f"{f}: listed in the safetensors index but missing."
-                )
+                raise CheckpointError(f"{f}: listed in the safetensors index but missing.")
         self._open: dict[Path, Any] = {}
 
     def __contains__(self, name: str) -> bool:
@@ -179,15 +173,11 @@ class _TensorReader:
         return handle.get_tensor(name)
 
 
-def _host_leaf(
-    reader: _TensorReader, key: str, info: ParamInfo, config: ModelConfig, dtype
-):
+def _host_leaf(reader: _TensorReader, key: str, info: ParamInfo, config: ModelConfig, dtype):
     """Assembles one param leaf on the host (layers stacked), validated against its expected shape."""
     template, (to_ours, _) = NAME_MAP[key]
     names = (
-        [template.format(i) for i in range(config.num_layers)]
-        if "{}" in template
-        else [template]
+        [template.format(i) for i in range(config.num_layers)] if "{}" in template else [template]
     )
     if key == "lm_head_dv" and names[0] not in reader:
         raise CheckpointError(
@@ -197,9 +187,7 @@ def _host_leaf(
     out = np.empty(info.shape, dtype)
     for i, name in enumerate(names):
         if name not in reader:
-            raise CheckpointError(
-                f"tensor {name!r} is missing from the checkpoint ({key})."
-            )
+            raise CheckpointError(f"tensor {name!r} is missing from the checkpoint ({key}).")
         ours = to_ours(reader.get(name), config)
         expected = info.shape[1:] if len(names) > 1 else info.shape
         if ours.shape != tuple(expected):
@@ -231,17 +219,13 @@ def load_params(path, config: ModelConfig | None = None, mesh=None, dtype=None):
     flat = {}
     for key, info in _flat_table(config).items():
         first = NAME_MAP[key][0].format(0)
-        leaf_dtype = dtype or (
-            reader.get(first).dtype if first in reader else np.float32
-        )
+        leaf_dtype = dtype or (reader.get(first).dtype if first in reader else np.float32)
         host = _host_leaf(reader, key, info, config, np.dtype(leaf_dtype))
         if mesh is None:
             flat[key] = jax.device_put(host)
         else:
             sharding = named_sharding(mesh, info.axes, info.shape)
-            flat[key] = jax.make_array_from_callback(
-                info.shape, sharding, lambda i, h=host: h[i]
-            )
+            flat[key] = jax.make_array_from_callback(info.shape, sharding, lambda i, h=host: h[i])
         del host
     return config, _nest(flat)
 
@@ -276,9 +260,7 @@ def export_params(
         host = host.astype(dtype or host.dtype)
         if "{}" in template:
             for i in range(config.num_layers):
-                tensors[template.format(i)] = np.ascontiguousarray(
-                    to_hf(host[i], config)
-                )
+                tensors[template.format(i)] = np.ascontiguousarray(to_hf(host[i], config))
         else:
             tensors[template] = np.ascontiguousarray(to_hf(host, config))
     _write_safetensors(tmp, tensors, max_shard_bytes)
@@ -294,9 +276,7 @@ def export_params(
     return path
 
 
-def _write_safetensors(
-    out: Path, tensors: dict[str, np.ndarray], max_shard_bytes: int
-) -> None:
+def _write_safetensors(out: Path, tensors: dict[str, np.ndarray], max_shard_bytes: int) -> None:
     shards: list[dict[str, np.ndarray]] = [{}]
     size = 0
     for name, t in tensors.items():

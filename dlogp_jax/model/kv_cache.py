@@ -40,9 +40,7 @@ LOGICAL_AXES = KVCache(
 )
 
 
-def init_cache(
-    config: ModelConfig, batch_size: int, cache_length: int, dtype=None
-) -> KVCache:
+def init_cache(config: ModelConfig, batch_size: int, cache_length: int, dtype=None) -> KVCache:
     """An empty cache of `cache_length` slots per sequence.
 
     Args:
@@ -83,9 +81,7 @@ def write(
 
 def advance(cache: KVCache, new_k, new_v, input_mask: jax.Array) -> KVCache:
     """Returns the cache with all layers' new k/v and the mask of the T tokens just written."""
-    key_mask = jax.lax.dynamic_update_slice(
-        cache.key_mask, input_mask, (0, cache.end_index)
-    )
+    key_mask = jax.lax.dynamic_update_slice(cache.key_mask, input_mask, (0, cache.end_index))
     return KVCache(
         k=new_k,
         v=new_v,

@@ -17,9 +17,7 @@ import numpy as np
 
 from dlogp_jax.model.config import RopeConfig
 
-NEG_INF = -0.7 * float(
-    np.finfo(np.float32).max
-)  # finite: fully masked rows stay NaN-free
+NEG_INF = -0.7 * float(np.finfo(np.float32).max)  # finite: fully masked rows stay NaN-free
 
 
 def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
@@ -41,9 +39,7 @@ def rope_inv_freq(rope: RopeConfig, head_dim: int) -> np.ndarray:
     high_wavelen = old / rope.high_freq_factor
     wavelen = 2 * math.pi / inv
     scaled = np.where(wavelen > low_wavelen, inv / rope.factor, inv)
-    smooth = (old / wavelen - rope.low_freq_factor) / (
-        rope.high_freq_factor - rope.low_freq_factor
-    )
+    smooth = (old / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor)
     smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return np.where(medium, smoothed, scaled)
@@ -83,9 +79,7 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.
     return out.reshape(b, t, n, h)
 
 
-def mlp(
-    x: jax.Array, gate_df: jax.Array, up_df: jax.Array, down_fd: jax.Array
-) -> jax.Array:
+def mlp(x: jax.Array, gate_df: jax.Array, up_df: jax.Array, down_fd: jax.Array) -> jax.Array:
     """SiLU-gated MLP: down(silu(x @ gate) * (x @ up)); x is [B, T, D]."""
     gate = jnp.einsum("btd,df->btf", x, gate_df)
     up = jnp.einsum("btd,df->btf", x, up_df)

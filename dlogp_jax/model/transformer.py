@@ -47,33 +47,19 @@ def param_table(config: ModelConfig) -> dict[str, Any]:
     )  # fmt: skip
     lyr = {
         "attn_norm_ld": ParamInfo((n_l, d), ("layers", "norm"), "ones"),
-        "q_ldnh": ParamInfo(
-            (n_l, d, n, h), ("layers", "embed", "q_heads", "head_dim"), "normal"
-        ),
-        "k_ldkh": ParamInfo(
-            (n_l, d, k, h), ("layers", "embed", "kv_heads", "head_dim"), "normal"
-        ),
-        "v_ldkh": ParamInfo(
-            (n_l, d, k, h), ("layers", "embed", "kv_heads", "head_dim"), "normal"
-        ),
-        "o_lnhd": ParamInfo(
-            (n_l, n, h, d), ("layers", "q_heads", "head_dim", "embed"), "normal"
-        ),
+        "q_ldnh": ParamInfo((n_l, d, n, h), ("layers", "embed", "q_heads", "head_dim"), "normal"),
+        "k_ldkh": ParamInfo((n_l, d, k, h), ("layers", "embed", "kv_heads", "head_dim"), "normal"),
+        "v_ldkh": ParamInfo((n_l, d, k, h), ("layers", "embed", "kv_heads", "head_dim"), "normal"),
+        "o_lnhd": ParamInfo((n_l, n, h, d), ("layers", "q_heads", "head_dim", "embed"), "normal"),
         "mlp_norm_ld": ParamInfo((n_l, d), ("layers", "norm"), "ones"),
         "gate_ldf": ParamInfo((n_l, d, f), ("layers", "embed", "mlp"), "normal"),
         "up_ldf": ParamInfo((n_l, d, f), ("layers", "embed", "mlp"), "normal"),
         "down_lfd": ParamInfo((n_l, f, d), ("layers", "mlp", "embed"), "normal"),
     }
     if c.qkv_bias:
-        lyr["q_bias_lnh"] = ParamInfo(
-            (n_l, n, h), ("layers", "q_heads", "head_dim"), "zeros"
-        )
-        lyr["k_bias_lkh"] = ParamInfo(
-            (n_l, k, h), ("layers", "kv_heads", "head_dim"), "zeros"
-        )
-        lyr["v_bias_lkh"] = ParamInfo(
-            (n_l, k, h), ("layers", "kv_heads", "head_dim"), "zeros"
-        )
+        lyr["q_bias_lnh"] = ParamInfo((n_l, n, h), ("layers", "q_heads", "head_dim"), "zeros")
+        lyr["k_bias_lkh"] = ParamInfo((n_l, k, h), ("layers", "kv_heads", "head_dim"), "zeros")
+        lyr["v_bias_lkh"] = ParamInfo((n_l, k, h), ("layers", "kv_heads", "head_dim"), "zeros")
     if c.o_bias:
         lyr["o_bias_ld"] = ParamInfo((n_l, d), ("layers", "norm"), "zeros")
     if c.qk_norm:
@@ -149,9 +135,7 @@ def _block(x, p, positions, mask, cache_kv, end_index, config: ModelConfig):
         out = out + p["o_bias_ld"].astype(dt)
     x = constrain(x + out, ("act_batch", "act_len", "act_embed"))
     h = layers.rms_norm(x, p["mlp_norm_ld"], c.rms_norm_eps)
-    h = layers.mlp(
-        h, p["gate_ldf"].astype(dt), p["up_ldf"].astype(dt), p["down_lfd"].astype(dt)
-    )
+    h = layers.mlp(h, p["gate_ldf"].astype(dt), p["up_ldf"].astype(dt), p["down_lfd"].astype(dt))
     return constrain(x + h, ("act_batch", "act_len", "act_embed")), new_kv
 
 
@@ -162,9 +146,7 @@ def _attention_mask(input_mask, cache: KVCache | None):
         causal = jnp.tril(jnp.ones((t, t), bool))
         return causal[None] & input_mask[:, None, :]
     s = cache.cache_length
-    key_mask = jax.lax.dynamic_update_slice(
-        cache.key_mask, input_mask, (0, cache.end_index)
-    )
+    key_mask = jax.lax.dynamic_update_slice(cache.key_mask, input_mask, (0, cache.end_index))
     q_slot = cache.end_index + jnp.arange(t)
     causal = jnp.arange(s)[None, :] <= q_slot[:, None]  # [T, S]
     return causal[None] & key_mask[:, None, :]
@@ -250,7 +232,5 @@ def apply(
     Materializes all logits: for scoring long sequences under a large vocabulary use
     `dlogp_jax.logprobs`, which projects to the vocabulary chunk by chunk.
     """
-    h, cache = hidden_states(
-        params, tokens, positions, cache, input_mask, config=config
-    )
+    h, cache = hidden_states(params, tokens, positions, cache, input_mask, config=config)
     return logits_from_hidden(params, h, config), cache

@@ -1,0 +1,48 @@
+"""Shared start-up for the absl CLIs: logging, multi-host initialization, the mesh."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from absl import logging
+
+from dlogp_jax.sharding import make_mesh
+
+
+def init_runtime(config) -> jax.sharding.Mesh:
+    """Initializes `jax.distributed` when configured and builds the mesh from `config.mesh`.
+
+    Multi-host is driven by `config.distributed` (True: `jax.distributed.initialize()` with its
+    auto-detection on TPU pods / SLURM, or the coordinator fields when set) or by the environment
+    variable `DLOGP_DISTRIBUTED=1`.
+    """
+    dist = config.get("distributed", None)
+    if (dist is not None and dist.enabled) or os.environ.get("DLOGP_DISTRIBUTED") == "1":
+        kw = {}
+        if dist is not None and dist.coordinator_address:
+            kw = dict(
+                coordinator_address=dist.coordinator_address,
+                num_processes=dist.num_processes,
+                process_id=dist.process_id,
+            )
+        jax.distributed.initialize(**kw)
+    logging.info(
+        "process %d/%d, %d local / %d global devices (%s)",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+        jax.devices()[0].platform,
+    )
+    return make_mesh(config.mesh)
+
+
+def is_writer() -> bool:
+    """Only process 0 writes reports, logs and exports."""
+    return jax.process_index() == 0
+
+
+def fail(message: str) -> None:
+    """Ends the program with one clear error line (no traceback) and exit status 1."""
+    raise SystemExit(f"error: {message}")

@@ -1,0 +1,51 @@
+"""Loading a checkpoint's tokenizer and checking that two checkpoints share one.
+
+The vocabulary that counts is `len(tokenizer)` (base vocabulary plus added/special tokens such as
+`<|im_end|>`), not `tokenizer.vocab_size` (which leaves the added tokens out). Embedding rows beyond it
+are padding and are masked out of every distribution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlogp_jax.model.hf_weights import CheckpointError
+
+
+def load_tokenizer(path: str | Path):
+    """`AutoTokenizer` from a local checkpoint directory (never the hub)."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise CheckpointError(
+            f"{path}: no tokenizer.json or tokenizer_config.json; copy the tokenizer files of the "
+            "model into the checkpoint directory."
+        )
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def check_same_tokenizer(tok_a, tok_b, name_a: str = "base", name_b: str = "rl") -> None:
+    """Raises CheckpointError, saying how they differ, unless the two tokenizers map text identically.
+
+    Compares the full vocabulary (token -> id, added tokens included). Special-token *roles* may
+    differ (a base model's eos is often `<|endoftext|>`, an RL/chat model's `<|im_end|>`): they do
+    not change how text maps to ids, so they are not compared.
+    """
+    va, vb = tok_a.get_vocab(), tok_b.get_vocab()
+    problems = []
+    if len(va) != len(vb):
+        problems.append(f"sizes differ: {name_a} has {len(va)} tokens, {name_b} has {len(vb)}")
+    diff = [t for t in va if vb.get(t) != va[t]] + [t for t in vb if t not in va]
+    if diff:
+        shown = ", ".join(
+            f"{t!r}: {name_a}={va.get(t)} {name_b}={vb.get(t)}" for t in sorted(diff)[:5]
+        )
+        problems.append(f"{len(diff)} tokens map to different ids (e.g. {shown})")
+    if problems:
+        raise CheckpointError(
+            f"the {name_a} and {name_b} checkpoints use different tokenizers: "
+            + "; ".join(problems)
+            + ". Δlog p compares the same token under both models, so both must share one "
+            "tokenizer (e.g. Qwen2.5-32B and DAPO-Qwen-32B do)."
+        )

@@ -1,0 +1,59 @@
+"""Atomic writes: every result file appears whole or not at all (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _atomic(path: str | Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Writes text atomically."""
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Writes JSON (indented, NaN as null-safe floats) atomically."""
+    return write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Writes one JSON object per line atomically."""
+    return write_text(path, "".join(json.dumps(r, default=_default) + "\n" for r in rows))
+
+
+def write_parquet(path: str | Path, columns: dict[str, Any]) -> Path:
+    """Writes a dict of equal-length columns as a parquet table atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {k: np.asarray(v) if not isinstance(v, list) else v for k, v in columns.items()}
+    )
+    return _atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serializable: {type(x).__name__}")

@@ -63,7 +63,9 @@ def token_table(results, tokenizer) -> dict[str, np.ndarray]:
         for k, v in m.items():
             name = {"logp": "logp_base", "entropy": "entropy_base"}.get(k, k)
             cols.setdefault(name, []).append(v)
-    table = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
+    names = ["row", "position", "token_id", "token"]
+    names += [c for c in metrics.METRIC_COLUMNS if c in cols]  # the documented column order
+    table = {k: np.concatenate(cols[k]) if cols[k] else np.zeros(0) for k in names}
     if any(ex.group for ex, _ in results):
         table["group"] = np.concatenate(groups).astype(str)
     return table

@@ -48,6 +48,9 @@ def load_pair(base: str | Path, rl: str | Path | None = None, mesh=None, dtype: 
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}.")
+    configs = {"base": hf_weights.read_config(base, dtype=dtype)}  # checks the directory first
+    if rl:
+        configs["rl"] = hf_weights.read_config(rl, dtype=dtype)
     tokenizer = load_tokenizer(base)
     vocab_limit = len(tokenizer)
     loaded = {}
@@ -56,7 +59,7 @@ def load_pair(base: str | Path, rl: str | Path | None = None, mesh=None, dtype: 
             continue
         if name == "rl":
             check_same_tokenizer(tokenizer, load_tokenizer(path))
-        config = hf_weights.read_config(path, dtype=dtype)
+        config = configs[name]
         if config.vocab_size < vocab_limit:
             raise hf_weights.CheckpointError(
                 f"{path}: the embedding has {config.vocab_size} rows but the tokenizer has "

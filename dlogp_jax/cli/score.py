@@ -13,8 +13,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from absl import app, logging
+from jax.experimental import multihost_utils
 from ml_collections import config_flags
 from tqdm import tqdm
 
@@ -34,9 +36,21 @@ _CONFIG = config_flags.DEFINE_config_file(
 
 
 def build_demo(out: Path) -> tuple[Path, Path, Path]:
-    """Tiny base/RL checkpoints and a small prompt/response file under `out/demo_inputs`."""
+    """Tiny base/RL checkpoints and a small prompt/response file under `out/demo_inputs`.
+
+    Process 0 writes them; the other processes of a multi-host run wait for it.
+    """
     root = out / "demo_inputs"
-    base, rl = toy.build_pair(root, seed=0)
+    paths = root / "base", root / "rl", root / "data.jsonl"
+    if common.is_writer():
+        _write_demo(root)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("dlogp-score demo inputs")
+    return paths
+
+
+def _write_demo(root: Path) -> None:
+    toy.build_pair(root, seed=0)
     rng = np.random.default_rng(0)
     rows = []
     for _ in range(24):
@@ -44,8 +58,7 @@ def build_demo(out: Path) -> tuple[Path, Path, Path]:
         prompt = f"Compute {a} + {b}. End with 'Answer: <value>'."
         wrong = a + b + int(rng.integers(-3, 4))
         rows.append({"prompt": prompt, "response": f"{a} + {b} = {wrong}. Answer: {wrong}"})
-    data = outputs.write_jsonl(root / "data.jsonl", rows)
-    return base, rl, data
+    outputs.write_jsonl(root / "data.jsonl", rows)
 
 
 def token_table(results, tokenizer) -> dict[str, np.ndarray]:

@@ -15,7 +15,9 @@ are 9.3 GiB per model.
 
 The figures are split into the transformer body (hidden states of both models, dominated by the
 `[B, N, T, T]` fp32 attention scores the decoder materializes) and the logits path alone (from given
-hidden states to the seven metrics), because the library only chunks the latter.
+hidden states to the seven metrics), because the library only chunks the latter. The logits-path
+rows receive the unembedding as a ready `[D, V]` argument, so unlike `score_tokens` (which takes the
+tied `[V, D]` embedding and transposes it inside the program) they hold no transposed copy of it.
 
 Run:
     python benchmarks/score_memory.py                  # defaults above
@@ -58,7 +60,7 @@ def model_config(args) -> ModelConfig:
 
 
 # ----------------------------------------------------------------------------- naive reference
-def naive_pair_metrics(params_base, params_rl, tokens, positions, input_mask, *, config, vocab):
+def naive_pair_metrics(params_base, tokens, positions, input_mask, params_rl, *, config, vocab):
     """Full logits of both models, log_softmax, metrics: the way one writes it first."""
     logits_b, _ = transformer.apply(params_base, tokens, positions, None, input_mask, config=config)
     logits_r, _ = transformer.apply(params_rl, tokens, positions, None, input_mask, config=config)
@@ -98,9 +100,11 @@ def naive_logits_path(h_base, w_base, h_rl, w_rl, targets):
     }
 
 
-def body_only(params_base, params_rl, tokens, positions, input_mask, *, config):
+def body_only(params_base, tokens, positions, input_mask, params_rl, *, config):
     """The transformer bodies alone: final hidden states of both models."""
-    hb, _ = transformer.hidden_states(params_base, tokens, positions, None, input_mask, config=config)
+    hb, _ = transformer.hidden_states(
+        params_base, tokens, positions, None, input_mask, config=config
+    )
     hr, _ = transformer.hidden_states(params_rl, tokens, positions, None, input_mask, config=config)
     return hb, hr
 
@@ -155,7 +159,9 @@ def main(argv=None):
         params, tokens, positions, mask, params,
     )  # fmt: skip
     naive_logits = temp_bytes(naive_logits_path, h, w, h, w, targets)
-    body = temp_bytes(functools.partial(body_only, config=cfg), params, tokens, positions, mask, params)
+    body = temp_bytes(
+        functools.partial(body_only, config=cfg), params, tokens, positions, mask, params
+    )
     chunked_main = chunked_bytes(args.chunk)
     chunked_logits_main = chunked_logits_bytes(args.chunk)
 
@@ -168,9 +174,12 @@ def main(argv=None):
     )
     print(f"batch B={b}  T={t}  (M = B*(T-1) = {m} scored tokens per model)")
     print("reference sizes (fp32):")
-    print(f"  [B, T, V] logits, one model          {b * t * v * 4 / GIB:8.3f} GiB")
-    print(f"  [B, N, T, T] attention scores, 1 layer {b * n * t * t * 4 / GIB:8.3f} GiB")
-    print(f"  [C, V] logits, one model, C={args.chunk:<5d}   {args.chunk * v * 4 / GIB:8.3f} GiB")
+    for label, nbytes in [
+        ("[B, T, V] logits, one model", b * t * v * 4),
+        ("[B, N, T, T] attention scores, one layer", b * n * t * t * 4),
+        (f"[C, V] logits, one model, C={args.chunk}", args.chunk * v * 4),
+    ]:
+        print(f"  {label:<44s} {nbytes / GIB:8.3f} GiB")
     print()
     print("compiled temp memory (temp_size_in_bytes), two models, all 7 metrics")
     print(f"{'program':<52s} {'GiB':>9s} {'vs naive':>9s}")
@@ -187,6 +196,14 @@ def main(argv=None):
     verdict = "OK (<= 0.25)" if ratio <= 0.25 else "ABOVE TARGET 0.25"
     print(f"\nratio chunked / naive (whole pipeline): {ratio:.4f}  {verdict}")
     print(f"ratio chunked / naive (logits path)   : {chunked_logits_main / naive_logits:.4f}")
+    if ratio > 0.25:
+        print(
+            "note: above target because the transformer bodies dominate (layers.attention "
+            "materializes [B, N, T, T] fp32 scores/probabilities, 2-3 live per layer), not the "
+            "vocabulary projection; see the logits-path-only rows."
+        )
+    if args.quick:
+        print("(quick mode: toy sizes; the 0.25 target is meant for the default sizes)")
 
     print("\nchunk_tokens sweep")
     print(f"{'chunk_tokens':>12s} {'score_tokens GiB':>17s} {'vs naive':>9s} "

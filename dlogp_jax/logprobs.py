@@ -2,10 +2,11 @@
 
 Legend: B batch, T positions, D width, V vocabulary, C tokens per chunk, M = B*T flattened tokens.
 
-The hidden states `[B, T, D]` are flattened to M tokens and projected to the vocabulary C tokens at a
-time inside `lax.map` (a sequential loop in one compiled program), so the live logits are `[C, V]` per
-model. All reductions run in fp32. `vocab_limit` drops embedding rows beyond the tokenizer's vocabulary
-(Qwen pads 151,665 real tokens to 151,936 or 152,064 rows): those rows never receive probability.
+The hidden states `[B, T, D]` are flattened to M tokens and projected to the vocabulary C tokens at
+a time inside `lax.map` (a sequential loop in one compiled program), so the live logits are `[C, V]`
+per model. All reductions run in fp32. Columns at or beyond `vocab_limit` (the tokenizer's length:
+Qwen pads 151,665 real tokens to 151,936 or 152,064 embedding rows) are masked to -inf, so they never
+receive probability; the unembedding is neither sliced nor transposed (either would copy it).
 
 Metrics at position t describe the prediction of `tokens[:, t]` from the prefix `tokens[:, :t]`
 (position 0 has no prediction and is reported as 0), at temperature 1, over the full vocabulary.
@@ -46,14 +47,64 @@ def _chunked(fn, xs: tuple[jax.Array, ...], chunk_tokens: int, remat: bool = Fal
     return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:m], out)
 
 
-def _log_softmax(h: jax.Array, w: jax.Array) -> jax.Array:
-    """[C, D] x [D, V] -> [C, V] fp32 log-probabilities."""
-    logits = jnp.einsum("cd,dv->cv", h, w.astype(h.dtype), preferred_element_type=jnp.float32)
+def _masked_log_softmax(logits: jax.Array, vocab_limit: int | None) -> jax.Array:
+    """fp32 log-softmax over the first `vocab_limit` columns; padded columns get -inf.
+
+    Masking instead of slicing the weight keeps XLA from copying a [D, V'] slice of the unembedding.
+    """
+    if vocab_limit is not None and vocab_limit < logits.shape[-1]:
+        valid = jnp.arange(logits.shape[-1]) < vocab_limit
+        logits = jnp.where(valid, logits, -jnp.inf)
     return jax.nn.log_softmax(logits, axis=-1)
 
 
-def _entropy(logp: jax.Array) -> jax.Array:
-    return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+def _xlogy(p: jax.Array, logp: jax.Array) -> jax.Array:
+    """p * logp with 0 where p == 0 (masked rows have p = 0, logp = -inf)."""
+    return jnp.where(p > 0, p * logp, 0.0)
+
+
+def _matmul_projection(w: jax.Array):
+    return lambda h: jnp.einsum(
+        "cd,dv->cv", h, w.astype(h.dtype), preferred_element_type=jnp.float32
+    )
+
+
+def _model_projection(params, config: ModelConfig):
+    return lambda h: transformer.logits_from_hidden(params, h, config)
+
+
+def _take(logp: jax.Array, idx: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(logp, idx[:, None], axis=-1)[:, 0]
+
+
+def _logprobs(project, h, targets, chunk_tokens, with_entropy, vocab_limit):
+    def one(hc, tc):
+        logp = _masked_log_softmax(project(hc), vocab_limit)
+        lp = _take(logp, tc)
+        return (lp, -jnp.sum(_xlogy(jnp.exp(logp), logp), axis=-1)) if with_entropy else lp
+
+    return _chunked(one, (h, targets), chunk_tokens, remat=True)
+
+
+def _pair(project_b, project_r, h_base, h_rl, targets, chunk_tokens, vocab_limit):
+    def one(hb, hr, tc):
+        lb = _masked_log_softmax(project_b(hb), vocab_limit)
+        lr = _masked_log_softmax(project_r(hr), vocab_limit)
+        pb, pr = jnp.exp(lb), jnp.exp(lr)
+        tb, tr = _take(lb, tc), _take(lr, tc)
+        # Both distributions share the masked columns, so lr - lb is finite wherever p > 0.
+        diff = jnp.where(jnp.isfinite(lb) & jnp.isfinite(lr), lr - lb, 0.0)
+        return {
+            "logp_base": tb,
+            "logp_rl": tr,
+            "dlogp": tr - tb,
+            "entropy_base": -jnp.sum(_xlogy(pb, lb), axis=-1),
+            "entropy_rl": -jnp.sum(_xlogy(pr, lr), axis=-1),
+            "kl_rl_base": jnp.sum(pr * diff, axis=-1),
+            "kl_base_rl": -jnp.sum(pb * diff, axis=-1),
+        }
+
+    return _chunked(one, (h_base, h_rl, targets), chunk_tokens)
 
 
 def token_logprobs(
@@ -61,58 +112,43 @@ def token_logprobs(
     w: jax.Array,
     targets: jax.Array,
     *,
-    chunk_tokens: int = 1024,
+    chunk_tokens: int = 512,
     with_entropy: bool = False,
+    vocab_limit: int | None = None,
 ):
     """Log-prob of each target token (differentiable; backward recomputes logits per chunk).
 
     Args:
       h: [M, D] hidden states (already flattened).
-      w: [D, V'] unembedding, already cut to the tokenizer's vocabulary.
+      w: [D, V] unembedding.
       targets: [M] int token ids.
       chunk_tokens: C, tokens projected to the vocabulary at once.
       with_entropy: also return the full-distribution entropy.
+      vocab_limit: columns at or beyond it are padding and get no probability (None: all).
     Returns:
       [M] fp32 log-probs, or ([M], [M]) with entropy.
     """
-
-    def one(hc, tc):
-        logp = _log_softmax(hc, w)
-        lp = jnp.take_along_axis(logp, tc[:, None], axis=-1)[:, 0]
-        return (lp, _entropy(logp)) if with_entropy else lp
-
-    return _chunked(one, (h, targets), chunk_tokens, remat=True)
+    return _logprobs(_matmul_projection(w), h, targets, chunk_tokens, with_entropy, vocab_limit)
 
 
-def pair_metrics(h_base, w_base, h_rl, w_rl, targets, *, chunk_tokens: int = 1024):
+def pair_metrics(h_base, w_base, h_rl, w_rl, targets, *, chunk_tokens: int = 512, vocab_limit=None):
     """Two-model per-token metrics over the full vocabulary.
 
     Args:
       h_base, h_rl: [M, D_base], [M, D_rl] hidden states of the two models on the same tokens.
-      w_base, w_rl: [D, V'] unembeddings cut to the same vocabulary V'.
+      w_base, w_rl: [D, V_base], [D, V_rl] unembeddings (V may differ by padding rows: then
+        vocab_limit <= both must be given; otherwise V_base == V_rl).
       targets: [M] token ids.
       chunk_tokens: C.
+      vocab_limit: the tokenizer's length V'; columns at or beyond it get no probability.
     Returns:
       dict of [M] fp32 arrays named as METRICS_TWO.
     """
-
-    def one(hb, hr, tc):
-        lb, lr = _log_softmax(hb, w_base), _log_softmax(hr, w_rl)
-        pb, pr = jnp.exp(lb), jnp.exp(lr)
-        tb = jnp.take_along_axis(lb, tc[:, None], axis=-1)[:, 0]
-        tr = jnp.take_along_axis(lr, tc[:, None], axis=-1)[:, 0]
-        diff = lr - lb
-        return {
-            "logp_base": tb,
-            "logp_rl": tr,
-            "dlogp": tr - tb,
-            "entropy_base": -jnp.sum(pb * lb, axis=-1),
-            "entropy_rl": -jnp.sum(pr * lr, axis=-1),
-            "kl_rl_base": jnp.sum(pr * diff, axis=-1),
-            "kl_base_rl": -jnp.sum(pb * diff, axis=-1),
-        }
-
-    return _chunked(one, (h_base, h_rl, targets), chunk_tokens)
+    pb, pr = _matmul_projection(w_base), _matmul_projection(w_rl)
+    if vocab_limit is not None:
+        pb = lambda h, p=pb: p(h)[:, :vocab_limit]
+        pr = lambda h, p=pr: p(h)[:, :vocab_limit]
+    return _pair(pb, pr, h_base, h_rl, targets, chunk_tokens, None)
 
 
 def _shifted(h: jax.Array, tokens: jax.Array):
@@ -138,7 +174,7 @@ def score_tokens(
     config_base: ModelConfig,
     config_rl: ModelConfig | None = None,
     vocab_limit: int,
-    chunk_tokens: int = 1024,
+    chunk_tokens: int = 512,
 ) -> dict[str, jax.Array]:
     """Teacher-forced metrics of every token under one model or a (base, RL) pair.
 
@@ -156,15 +192,18 @@ def score_tokens(
     h_b, _ = transformer.hidden_states(
         params_base, tokens, positions, None, input_mask, config=config_base
     )
-    w_b = transformer.unembed_matrix(params_base, config_base)[:, :vocab_limit]
     hb, targets = _shifted(h_b, tokens)
+    proj_b = _model_projection(params_base, config_base)
     if params_rl is None:
-        lp, ent = token_logprobs(hb, w_b, targets, chunk_tokens=chunk_tokens, with_entropy=True)
+        lp, ent = _logprobs(proj_b, hb, targets, chunk_tokens, True, vocab_limit)
         return {"logp": _unshift(lp, b, t), "entropy": _unshift(ent, b, t)}
     h_r, _ = transformer.hidden_states(
         params_rl, tokens, positions, None, input_mask, config=config_rl
     )
-    w_r = transformer.unembed_matrix(params_rl, config_rl)[:, :vocab_limit]
     hr, _ = _shifted(h_r, tokens)
-    out = pair_metrics(hb, w_b, hr, w_r, targets, chunk_tokens=chunk_tokens)
+    proj_r = _model_projection(params_rl, config_rl)
+    if config_base.vocab_size != config_rl.vocab_size:  # differently padded: align the columns
+        proj_b = lambda h, p=proj_b: p(h)[:, :vocab_limit]
+        proj_r = lambda h, p=proj_r: p(h)[:, :vocab_limit]
+    out = _pair(proj_b, proj_r, hb, hr, targets, chunk_tokens, vocab_limit)
     return {k: _unshift(v, b, t) for k, v in out.items()}

@@ -104,12 +104,12 @@ def logical_to_spec(
     used: set[str] = set()
     out = []
     for i, name in enumerate(logical_axes):
-        axes = LOGICAL_RULES.get(name) if name else None
+        if name is not None and name not in LOGICAL_RULES:
+            raise KeyError(f"logical axis {name!r} is not in LOGICAL_RULES")
+        axes = LOGICAL_RULES[name] if name else None
         if axes is None:
             out.append(None)
             continue
-        if name not in LOGICAL_RULES:
-            raise KeyError(f"logical axis {name!r} is not in LOGICAL_RULES")
         keep = []
         for a in axes:
             if a in used or (mesh is not None and a not in mesh.shape):
@@ -145,3 +145,12 @@ def tree_shardings(mesh: Mesh, axes_tree, shapes_tree):
         shapes_tree,
         is_leaf=lambda x: isinstance(x, tuple) and all(isinstance(a, (str, type(None))) for a in x),
     )
+
+
+def gather_to_host(tree):
+    """Every leaf as a full NumPy array on every process (allgather across hosts when multi-host)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, tree)

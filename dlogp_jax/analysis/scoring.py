@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 from dlogp_jax.data.prompts import Example
 from dlogp_jax.logprobs import score_tokens
 from dlogp_jax.model.pair import ModelPair
-from dlogp_jax.sharding import named_sharding
+from dlogp_jax.sharding import gather_to_host, named_sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +64,6 @@ def _to_device(x: np.ndarray, mesh):
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
-def _to_host(tree):
-    if jax.process_count() > 1:
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
-
-
 def score_examples(
     pair: ModelPair,
     examples: list[Example],
@@ -96,7 +89,7 @@ def score_examples(
                 vocab_limit=pair.vocab_limit,
                 chunk_tokens=settings.chunk_tokens,
             )
-        out = _to_host(out)
+        out = gather_to_host(out)
         for i, e in enumerate(batch):
             start, stop = len(e.prompt_ids), e.length
             yield e, {k: v[i, start:stop].astype(np.float32) for k, v in out.items()}

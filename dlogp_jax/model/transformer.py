@@ -213,8 +213,15 @@ def unembed_matrix(params, config: ModelConfig) -> jax.Array:
 
 
 def logits_from_hidden(params, h: jax.Array, config: ModelConfig) -> jax.Array:
-    """[..., D] hidden -> [..., V] fp32 logits."""
-    w = unembed_matrix(params, config).astype(h.dtype)
+    """[..., D] hidden -> [..., V] fp32 logits.
+
+    The tied case contracts against the [V, D] embedding directly: a transposed (or sliced) copy of a
+    151,936-row matrix per call would cost as much memory as the weights themselves.
+    """
+    if config.tie_embeddings:
+        w = params["embed_vd"].astype(h.dtype)
+        return jnp.einsum("...d,vd->...v", h, w, preferred_element_type=jnp.float32)
+    w = params["lm_head_dv"].astype(h.dtype)
     return jnp.einsum("...d,dv->...v", h, w, preferred_element_type=jnp.float32)
 
 

@@ -235,7 +235,7 @@ def _preset(**kw: Any):
 
 
 PRESETS = {
-    "tiny": _preset(),
+    "tiny": _preset(qkv_bias=True),  # Qwen2 always has q/k/v biases: keeps to_hf exact
     "qwen2p5_0p5b": _preset(
         model_type="qwen2",
         vocab_size=151936,

@@ -1,0 +1,75 @@
+"""`DecodeSpec`: the static settings of one decoding run (a hashable frozen dataclass, a jit static)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dlogp_jax.extrapolation import CRITERIA
+from dlogp_jax.sampling.strategies import SamplingParams
+
+MODES = ("single", "replace", "extrapolate", "extrapolate_all")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSpec:
+    """What to decode and how. Validated on construction.
+
+    Attributes:
+      mode: "single" (sample from the base model; an RL model, if given, only scores), "replace"
+        (base proposes, RL re-draws where the criterion fires), "extrapolate" (as replace, re-drawn
+        from π_R^(1+γ)/π_B^γ), "extrapolate_all" (every token from π_R^(1+γ)/π_B^γ).
+      criterion: one of `extrapolation.CRITERIA` (replace / extrapolate only).
+      threshold: τ of the criterion (e.g. −0.3 for dlogp, a probability for random).
+      gamma: γ of the extrapolated distribution (0 is the RL model).
+      temperature, top_p, top_k: the sampling filters, applied to every draw (proposal and re-draw);
+        temperature 0 is greedy. Criteria always use raw temperature-1 log-probs.
+      max_new_tokens: M, generated tokens per sequence at most.
+      stop_ids: token ids that end a sequence (included in it), e.g. (<|im_end|>, <|endoftext|>).
+      pad_id: token id written after a sequence ends.
+      faithful: reproduce the official top-K approximation (extrapolation.TopKView) for criteria and
+        re-draws; False (default) is exact over the full vocabulary.
+      faithful_top_k: K of faithful mode (50 in the official runs).
+      vocab_limit: the tokenizer's length; logits rows at or beyond it are dropped. None: both models'
+        full vocabulary, which must then be the same size.
+      n: samples per prompt.
+    """
+
+    mode: str = "single"
+    criterion: str = "dlogp"
+    threshold: float = 0.0
+    gamma: float = 0.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    stop_ids: tuple[int, ...] = ()
+    pad_id: int = 0
+    faithful: bool = False
+    faithful_top_k: int = 50
+    vocab_limit: int | None = None
+    n: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "stop_ids", tuple(int(i) for i in self.stop_ids))
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r}: use one of {', '.join(MODES)}.")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion {self.criterion!r}: use one of {', '.join(CRITERIA)}.")
+        self.sampling  # noqa: B018  (validates temperature / top_p / top_k)
+        for name in ("max_new_tokens", "n", "faithful_top_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1.")
+        if self.vocab_limit is not None and self.vocab_limit < 1:
+            raise ValueError(f"vocab_limit={self.vocab_limit}: must be >= 1 (or None).")
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_p, self.top_k)
+
+    @property
+    def needs_rl(self) -> bool:
+        """True for the modes that need an RL model."""
+        return self.mode != "single"
+
+    def replace(self, **kw) -> DecodeSpec:
+        return dataclasses.replace(self, **kw)

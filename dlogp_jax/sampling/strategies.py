@@ -1,0 +1,162 @@
+"""Sampling filters: temperature, top-k, top-p (nucleus) and greedy, on `[B, V]` logits.
+
+Legend: B rows (sequences), V candidates (vocabulary, or a candidate subset in faithful mode).
+
+Order of operations as in Hugging Face `generate` and vLLM: divide by the temperature, keep the top-k
+logits, then keep the top-p nucleus of what is left, then draw. Temperature 0 is greedy (argmax of
+the raw logits). `SamplingParams` is a tiny frozen dataclass (hashable, a static jit argument) whose
+`sample` turns logits and one uniform number per row into token ids.
+
+Implementation choices (same distribution as the usual sort-based code, cheaper on accelerators and
+on CPU, where sorting `[B, 151936]` costs more than the whole forward pass of a small model):
+  * top-p: Hugging Face's rule (sort ascending, drop the tokens whose ascending cumulative probability
+    is <= 1 - p, always keep the most likely token) is evaluated by bisection over the order-preserving
+    int32 image of the float logits: 32 masked sums find the exact cut with no sort. Tokens whose
+    logits are exactly equal at the cut are kept or dropped together (kept when HF would keep any of
+    them); HF and vLLM split such ties by sort order.
+  * drawing: inverse CDF with one uniform per row, in two levels (block sums, then the cumulative sum
+    inside the chosen block), instead of Gumbel-max, which needs V random numbers per row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from dlogp_jax.types import Array, Float, Int
+
+_BLOCK = 256  # inverse-CDF block width
+
+
+def apply_temperature(logits: Float[Array, "B V"], temperature: float) -> Float[Array, "B V"]:
+    """Logits / temperature in fp32 (temperature > 0; 1 is the identity)."""
+    logits = logits.astype(jnp.float32)
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def top_k_filter(logits: Float[Array, "B V"], k: int) -> Float[Array, "B V"]:
+    """Sets logits below the k-th largest to -inf (ties with it are kept, as in HF). k <= 0: no-op."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = jax.lax.top_k(logits, k)[0][..., -1:]
+    return jnp.where(logits >= kth, logits, -jnp.inf)
+
+
+def _sortable_int(x: Float[Array, ...]) -> Int[Array, ...]:
+    """Monotone map float32 -> int32: x < y iff f(x) < f(y) (for non-NaN x, y)."""
+    i = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.int32)
+    return jnp.where(i < 0, i ^ 0x7FFFFFFF, i)
+
+
+def top_p_keep(logits: Float[Array, "B V"], p: float) -> jax.Array:
+    """[B, V] bool: the top-p nucleus of softmax(logits), Hugging Face's rule (see module docstring).
+
+    Token i is kept iff the probability mass of tokens with logit <= logit_i exceeds 1 - p; so the most
+    likely token is always kept and p >= 1 keeps every token with non-zero probability.
+    """
+    if p >= 1.0:
+        return logits > -jnp.inf
+    w = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    cut = (1.0 - p) * jnp.sum(w, axis=-1, keepdims=True)
+    key = _sortable_int(logits)
+    # Invariant: mass(key <= lo) <= cut < mass(key <= hi). 32 halvings of an int32 range end at hi = lo + 1.
+    lo = jnp.min(key, axis=-1, keepdims=True) - 1
+    hi = jnp.max(key, axis=-1, keepdims=True)
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflow
+        below = jnp.sum(jnp.where(key <= mid, w, 0.0), axis=-1, keepdims=True) <= cut
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo, _ = jax.lax.fori_loop(0, 32, halve, (lo, hi))
+    return key > lo
+
+
+def sample_from_weights(
+    weights: Float[Array, "B V"], uniform: Float[Array, " B"]
+) -> Int[Array, " B"]:
+    """Inverse-CDF draw: the index i with cumsum(w)[i-1] <= u * sum(w) < cumsum(w)[i].
+
+    Args:
+      weights: [B, V] non-negative unnormalised probabilities (each row with a positive entry).
+      uniform: [B] numbers in [0, 1), one per row.
+    Returns:
+      [B] int32 indices, always of an entry with positive weight.
+    """
+    b, v = weights.shape
+    c = min(_BLOCK, v)
+    pad = -v % c
+    w = jnp.pad(weights.astype(jnp.float32), ((0, 0), (0, pad))).reshape(b, -1, c)
+    block_mass = jnp.sum(w, axis=-1)  # [B, nb]
+    block_cum = jnp.cumsum(block_mass, axis=-1)
+    target = uniform * block_cum[:, -1]
+    iota_b = jnp.arange(block_mass.shape[1])
+    last_block = jnp.max(jnp.where(block_mass > 0, iota_b, 0), axis=-1)
+    blk = jnp.minimum(jnp.sum(block_cum <= target[:, None], axis=-1), last_block)
+    inner = jnp.take_along_axis(w, blk[:, None, None], axis=1)[:, 0]  # [B, c]
+    before = jnp.take_along_axis(block_cum - block_mass, blk[:, None], axis=1)[:, 0]
+    local = jnp.cumsum(inner, axis=-1)
+    iota_c = jnp.arange(c)
+    last_pos = jnp.max(jnp.where(inner > 0, iota_c, 0), axis=-1)
+    idx = jnp.minimum(jnp.sum(local <= (target - before)[:, None], axis=-1), last_pos)
+    return (blk * c + idx).astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+    """Temperature / top-p / top-k settings; temperature 0 means greedy.
+
+    Attributes:
+      temperature: >= 0; 0 is argmax.
+      top_p: in (0, 1]; 1 disables the nucleus filter.
+      top_k: >= 0; 0 disables the top-k filter.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature}: must be >= 0 (0 is greedy).")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p={self.top_p}: must be in (0, 1].")
+        if self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k}: must be >= 0 (0 disables it).")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def filter(self, logits: Float[Array, "B V"]) -> Float[Array, "B V"]:
+        """Processed logits: temperature, top-k, top-p; removed entries are -inf.
+
+        softmax of the result is the distribution `sample` draws from. Greedy keeps only the argmax.
+        """
+        if self.greedy:
+            top = jnp.argmax(logits, axis=-1)
+            return jnp.where(jnp.arange(logits.shape[-1]) == top[:, None], 0.0, -jnp.inf)
+        x = top_k_filter(apply_temperature(logits, self.temperature), self.top_k)
+        return jnp.where(top_p_keep(x, self.top_p), x, -jnp.inf)
+
+    def log_probs(self, logits: Float[Array, "B V"]) -> Float[Array, "B V"]:
+        """[B, V] fp32 log-probabilities of the sampling distribution (-inf where filtered)."""
+        return jax.nn.log_softmax(self.filter(logits), axis=-1)
+
+    def sample(self, logits: Float[Array, "B V"], uniform: Float[Array, " B"]) -> Int[Array, " B"]:
+        """Draws one index per row.
+
+        Args:
+          logits: [B, V] unnormalised log-weights (log-probs or logits; -inf entries never drawn).
+          uniform: [B] U[0, 1) numbers; ignored when greedy.
+        Returns:
+          [B] int32 token indices.
+        """
+        if self.greedy:
+            return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        x = self.filter(logits)
+        weights = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
+        return sample_from_weights(weights, uniform)

@@ -60,7 +60,8 @@ def _masked_log_softmax(logits: jax.Array, vocab_limit: int | None) -> jax.Array
 
 def _xlogy(p: jax.Array, logp: jax.Array) -> jax.Array:
     """p * logp with 0 where p == 0 (masked rows have p = 0, logp = -inf)."""
-    return jnp.where(p > 0, p * logp, 0.0)
+    # Inner where: the untaken branch's gradient would be 0 * -inf = NaN (entropy backward).
+    return jnp.where(p > 0, p * jnp.where(p > 0, logp, 0.0), 0.0)
 
 
 def _matmul_projection(w: jax.Array):
@@ -207,3 +208,42 @@ def score_tokens(
         proj_r = lambda h, p=proj_r: p(h)[:, :vocab_limit]
     out = _pair(proj_b, proj_r, hb, hr, targets, chunk_tokens, vocab_limit)
     return {k: _unshift(v, b, t) for k, v in out.items()}
+
+
+def response_logprobs(
+    params,
+    tokens: jax.Array,
+    mask: jax.Array,
+    *,
+    config: ModelConfig,
+    prompt_len: int,
+    vocab_limit: int | None = None,
+    chunk_tokens: int = 512,
+    with_entropy: bool = False,
+    remat: bool = False,
+):
+    """Log-probs (and entropies) of the response part of prompt+response sequences.
+
+    Args:
+      params, config: the model.
+      tokens: [B, L] = left-padded prompts [B, Tp] followed by responses [B, M] (L = Tp + M).
+      mask: [B, L] bool, False at prompt padding and after each response's end.
+      prompt_len: Tp (static).
+      vocab_limit: tokenizer length (padding columns get no probability).
+      chunk_tokens: C. with_entropy: also return per-token entropies.
+      remat: rematerialize layers in the backward pass.
+    Returns:
+      [B, M] fp32 log π(response_t | prefix) (and [B, M] entropies); garbage where mask is False.
+    """
+    positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
+    h, _ = transformer.hidden_states(
+        params, tokens, positions, None, mask, config=config, remat=remat
+    )
+    b, length, d = h.shape
+    m = length - prompt_len
+    h_pred = h[:, prompt_len - 1 : length - 1].reshape(b * m, d)
+    targets = tokens[:, prompt_len:].reshape(-1)
+    out = _logprobs(
+        _model_projection(params, config), h_pred, targets, chunk_tokens, with_entropy, vocab_limit
+    )
+    return jax.tree.map(lambda x: x.reshape(b, m), out)

@@ -89,3 +89,34 @@ def build_pair(out_dir, seed: int = 0, rl_noise: float = 0.5, pad_rows: int = 0)
     base_dir = hf_weights.export_params(out / "base", base, config, tokenizer=tok)
     rl_dir = hf_weights.export_params(out / "rl", rl, rl_config, tokenizer=tok)
     return base_dir, rl_dir
+
+
+# ----------------------------------------------------------------------------- toy RL task
+def toy_task_rows(num: int = 64, seed: int = 0) -> list[dict]:
+    """A built-in verifiable task for smoke training: "Say D." -> the first digit must be D.
+
+    Learnable from a random tiny model within a minute on CPU (the `tiny` DAPO preset).
+    """
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(num):
+        d = rng.choice("0123456789")
+        rows.append({"problem": f"Say {d}.", "answer": d, "data_source": "toy_first_digit"})
+    return rows
+
+
+def first_digit_reward(response: str, ground_truth: str) -> float:
+    """+1 when the first digit of the response equals the answer, else -1."""
+    digits = [c for c in response if c.isdigit()]
+    return 1.0 if digits and digits[0] == ground_truth else -1.0
+
+
+def _register():
+    from dlogp_jax.rl.rewards import register_reward
+
+    register_reward("toy_first_digit")(first_digit_reward)
+
+
+_register()

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging as py_logging
 import os
 
 import jax
 from absl import logging
 
 from dlogp_jax.sharding import make_mesh
+
+
+class _QuietLibraries(py_logging.Filter):
+    """Drops INFO chatter of orbax/grain (dozens of lines per checkpoint); warnings pass."""
+
+    def filter(self, record) -> bool:
+        noisy = any(s in record.pathname for s in ("orbax", "grain", "etils"))
+        return record.levelno >= 30 or not noisy
+
+
+def _quiet() -> None:
+    handler = logging.get_absl_handler()
+    if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
+        handler.addFilter(_QuietLibraries())
+    py_logging.getLogger("absl").addFilter(_QuietLibraries())
 
 
 def init_runtime(config) -> jax.sharding.Mesh:
@@ -17,6 +33,7 @@ def init_runtime(config) -> jax.sharding.Mesh:
     auto-detection on TPU pods / SLURM, or the coordinator fields when set) or by the environment
     variable `DLOGP_DISTRIBUTED=1`.
     """
+    _quiet()
     dist = config.get("distributed", None)
     if (dist is not None and dist.enabled) or os.environ.get("DLOGP_DISTRIBUTED") == "1":
         kw = {}

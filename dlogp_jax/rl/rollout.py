@@ -1,0 +1,160 @@
+"""Rollouts for DAPO: sample n responses per prompt, reward them, keep informative groups.
+
+Legend: G groups (prompts), R = n responses per prompt, Tp prompt length, M max response length.
+
+Dynamic sampling (DAPO): rounds of `gen_prompts` prompts are generated until `train_prompts` groups
+with non-constant accuracy have been collected; groups beyond `train_prompts` are discarded (as verl).
+Accuracy is `reward > 0` before overlong shaping. Rewards are chosen per `data_source`
+(`rewards_by_source`, e.g. math_dapo -> dapo_answer), else `default_reward`.
+
+Multi-host: each process samples its own prompt shard; the global arrays are assembled with
+`host_local_array_to_global_array`, and every process gathers all results, so the training batch is
+built identically everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import PartitionSpec as P
+
+from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.rl.advantages import keep_groups, overlong_penalty
+from dlogp_jax.rl.rewards import Grader
+from dlogp_jax.sampling import DecodeSpec, generate, left_pad
+from dlogp_jax.sharding import gather_to_host
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+    """How rollouts are generated and scored."""
+
+    n: int = 16
+    train_prompts: int = 32  # groups per training step (verl train_batch_size)
+    gen_prompts: int = 48  # prompts per generation round (verl gen_batch_size)
+    max_gen_rounds: int = 10
+    dynamic_sampling: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_response_len: int = 512
+    overlong_buffer: int = 0
+    overlong_factor: float = 1.0
+    default_reward: str = "dapo_answer"
+    rewards_by_source: tuple[tuple[str, str], ...] = (("math_dapo", "dapo_answer"),)
+
+    def reward_for(self, data_source: str) -> str:
+        for prefix, name in self.rewards_by_source:
+            if data_source.startswith(prefix):
+                return name
+        return self.default_reward
+
+
+@dataclasses.dataclass
+class Groups:
+    """Collected groups (host NumPy). Rows g*R + j = prompt g, response j."""
+
+    prompt_index: np.ndarray  # [G]
+    prompt_tokens: np.ndarray  # [G, Tp] left-padded
+    prompt_mask: np.ndarray  # [G, Tp]
+    responses: np.ndarray  # [G*R, M]
+    lengths: np.ndarray  # [G*R]
+    rewards: np.ndarray  # [G, R] shaped rewards
+    accuracy: np.ndarray  # [G, R] 0/1
+
+    def take(self, keep: np.ndarray) -> Groups:
+        r = self.rewards.shape[1]
+        rows = (np.asarray(keep)[:, None] * r + np.arange(r)).reshape(-1)
+        return Groups(self.prompt_index[keep], self.prompt_tokens[keep], self.prompt_mask[keep],
+                      self.responses[rows], self.lengths[rows], self.rewards[keep], self.accuracy[keep])  # fmt: skip
+
+    @staticmethod
+    def concat(parts: list[Groups]) -> Groups:
+        fields = [f.name for f in dataclasses.fields(Groups)]
+        return Groups(*[np.concatenate([getattr(p, f) for p in parts]) for f in fields])
+
+
+def _global(x: np.ndarray, mesh):
+    if jax.process_count() == 1:
+        return x
+    return multihost_utils.host_local_array_to_global_array(x, mesh, P(("data", "fsdp")))
+
+
+def generate_round(params, config: ModelConfig, prompts, idx, spec: DecodeSpec, seed, tp, mesh):
+    """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays."""
+    tokens, mask = left_pad([prompts[i].ids for i in idx], spec.pad_id, buckets=(tp,))
+    args = [_global(a, mesh) for a in (tokens, mask, np.asarray(idx, np.int32))]
+    with jax.set_mesh(mesh):
+        out = generate(params, *args, spec=spec, config_base=config, seed=seed)
+    out = gather_to_host({"tokens": out.tokens, "length": out.length})
+    all_idx, all_tokens, all_mask = gather_to_host(
+        tuple(_global(a, mesh) for a in (np.asarray(idx), tokens, mask))
+    )
+    return all_idx, all_tokens, all_mask, out["tokens"], out["length"]
+
+
+def score_round(cfg: RolloutConfig, prompts, idx, responses, lengths, tokenizer, grader: Grader):
+    """(shaped rewards [G, R], accuracy [G, R]) of one round's responses."""
+    texts = [
+        tokenizer.decode(r[:n].tolist(), skip_special_tokens=True)
+        for r, n in zip(responses, lengths)
+    ]
+    truths = [prompts[i].answer for i in np.repeat(idx, cfg.n)]
+    sources = [prompts[i].data_source for i in np.repeat(idx, cfg.n)]
+    raw = np.zeros(len(texts), np.float64)
+    for name in sorted({cfg.reward_for(s) for s in sources}):
+        sel = [k for k, s in enumerate(sources) if cfg.reward_for(s) == name]
+        raw[sel] = grader.score(name, [texts[k] for k in sel], [truths[k] for k in sel])
+    acc = (raw > 0).astype(np.float32)
+    shaped = raw + overlong_penalty(
+        lengths, cfg.max_response_len, cfg.overlong_buffer, cfg.overlong_factor
+    )
+    return shaped.reshape(-1, cfg.n).astype(np.float32), acc.reshape(-1, cfg.n)
+
+
+class NotEnoughGroups(RuntimeError):
+    """Dynamic sampling could not fill the batch within max_gen_rounds."""
+
+
+def collect(cfg: RolloutConfig, next_prompts, params, model: ModelConfig, prompts, spec, seeds,
+            tp: int, tokenizer, grader: Grader, mesh):  # fmt: skip
+    """Generation rounds until `train_prompts` informative groups exist.
+
+    Args:
+      next_prompts: callable returning this process's next [gen_prompts] prompt indices.
+      seeds: callable round -> int generation seed.
+    Returns:
+      (Groups with exactly train_prompts groups, stats dict: rounds, groups_generated, groups_kept,
+      reward_mean / accuracy over all generated responses).
+    Raises:
+      NotEnoughGroups: with how many groups survived.
+    """
+    kept, generated, all_rewards, all_acc = [], 0, [], []
+    for round_ in range(cfg.max_gen_rounds):
+        idx, tokens, mask, responses, lengths = generate_round(
+            params, model, prompts, next_prompts(), spec, seeds(round_), tp, mesh
+        )
+        rewards, acc = score_round(cfg, prompts, idx, responses, lengths, tokenizer, grader)
+        groups = Groups(idx, tokens, mask, responses, lengths, rewards, acc)
+        generated += len(idx)
+        all_rewards.append(rewards)
+        all_acc.append(acc)
+        keep = keep_groups(acc) if cfg.dynamic_sampling else np.ones(len(idx), bool)
+        kept.append(groups.take(np.flatnonzero(keep)))
+        total = sum(len(g.prompt_index) for g in kept)
+        if total >= cfg.train_prompts:
+            batch = Groups.concat(kept).take(np.arange(cfg.train_prompts))
+            stats = {
+                "gen_rounds": round_ + 1, "groups_generated": generated, "groups_kept": total,
+                "reward_mean": float(np.mean(np.concatenate(all_rewards))),
+                "accuracy": float(np.mean(np.concatenate(all_acc))),
+            }  # fmt: skip
+            return batch, stats
+    raise NotEnoughGroups(
+        f"dynamic sampling kept {total} informative groups (non-constant accuracy) out of "
+        f"{generated} generated in {cfg.max_gen_rounds} rounds, fewer than train_prompts="
+        f"{cfg.train_prompts}. Every other group was all-correct or all-wrong: raise max_gen_rounds "
+        "or n, lower train_prompts, or check the reward/answers of the data."
+    )

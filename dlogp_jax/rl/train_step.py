@@ -1,0 +1,97 @@
+"""Jitted pieces of a DAPO step: the old-policy forward pass and one mini-batch update.
+
+Legend: B sequences in a mini-batch, L = Tp + M sequence length (left-padded prompt, response),
+M response positions, U micro-batches per mini-batch.
+
+Batch dict (host NumPy or device arrays):
+  tokens [B, L] int32, mask [B, L] bool (prompt padding and post-response padding False),
+  resp_mask [B, M] f32, adv [B, M] f32 (GRPO advantage broadcast to tokens), weights [B, M] f32,
+  logp_old [B, M] f32, and optionally logp_ref [B, M] f32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dlogp_jax.logprobs import response_logprobs
+from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.rl.dapo_loss import LossConfig, policy_loss
+from dlogp_jax.rl.train_state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """Static shapes and settings of the jitted step functions (hashable)."""
+
+    model: ModelConfig
+    loss: LossConfig
+    prompt_len: int  # Tp
+    vocab_limit: int
+    chunk_tokens: int = 512
+    micro_batches: int = 1  # U: gradient accumulation inside one update
+    remat: bool = True
+
+
+def _logp(params, tokens, mask, cfg: StepConfig, with_entropy=False):
+    return response_logprobs(
+        params, tokens, mask, config=cfg.model, prompt_len=cfg.prompt_len,
+        vocab_limit=cfg.vocab_limit, chunk_tokens=cfg.chunk_tokens,
+        with_entropy=with_entropy, remat=cfg.remat,
+    )  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def forward_logprobs(params, tokens, mask, cfg: StepConfig):
+    """([B, M] log-probs, [B, M] entropies) of the responses, no gradient (old / reference policy)."""
+    return _logp(params, tokens, mask, cfg, with_entropy=True)
+
+
+def _micro(batch: dict, u: int) -> dict:
+    return jax.tree.map(lambda x: x.reshape(u, x.shape[0] // u, *x.shape[1:]), batch)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "optimizer"), donate_argnums=(0,))
+def update(
+    state: TrainState, batch: dict, cfg: StepConfig, optimizer: optax.GradientTransformation
+):
+    """One optimizer update on one mini-batch (accumulating over U micro-batches).
+
+    Returns:
+      (new state with the same step counter, metrics dict of scalars: loss, grad_norm,
+      clipped_low/high/dual fractions, kl (when logp_ref is given)).
+    """
+    num_tokens = jnp.sum(batch["resp_mask"])
+    num_seqs = jnp.sum(jnp.any(batch["resp_mask"] > 0, axis=-1))
+
+    def loss_fn(params, mb):
+        logp = _logp(params, mb["tokens"], mb["mask"], cfg)
+        return policy_loss(
+            logp, mb["logp_old"], mb["adv"], mb["weights"], mb["resp_mask"], cfg.loss,
+            num_tokens, num_seqs, mb.get("logp_ref"),
+        )  # fmt: skip
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def accumulate(carry, mb):
+        (loss, stats), grads = grad_fn(state.params, mb)
+        g, l_sum, s_sum = carry
+        g = jax.tree.map(jnp.add, g, grads)
+        return (g, l_sum + loss, jax.tree.map(jnp.add, s_sum, stats)), None
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    micro = _micro(batch, cfg.micro_batches)
+    first = jax.tree.map(lambda x: x[0], micro)
+    stats0 = jax.tree.map(
+        jnp.zeros_like, jax.eval_shape(lambda: grad_fn(state.params, first)[0][1])
+    )
+    (grads, loss, stats), _ = jax.lax.scan(accumulate, (zeros, 0.0, stats0), micro)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics.update({k: v / jnp.maximum(num_tokens, 1.0) for k, v in stats.items()})
+    return state.replace(params=params, opt_state=opt_state), metrics

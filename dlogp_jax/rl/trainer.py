@@ -1,0 +1,286 @@
+"""DAPO training with the paper's probability-based token weights: the step loop.
+
+One training step (PAPER.md §5-6, verl's DAPO recipe):
+  1. rollout: sample n responses per prompt from the current policy (temperature 1, top-p 1), reward
+     them, keep groups with non-constant accuracy until `train_prompts` groups exist (rollout.py);
+  2. GRPO advantages per group, broadcast to response tokens;
+  3. old policy: one forward pass of the training model gives log π_θold (and entropy) of every
+     response token; token weights w = f(p_old) multiply the advantages (constant for the step);
+  4. the batch is split into `mini_batches` shuffled-in-order mini-batches, one AdamW update each.
+Metrics go to `metrics.jsonl` and TensorBoard; checkpoints (orbax, async, keep-last-K, and on SIGTERM)
+and HF exports of the policy go to the work directory. A resumed run continues identically: the
+generation seeds derive from (seed, step, round), and the data iterator state is checkpointed.
+
+Deviations from the official code: see dapo_loss.py (exact token mean); generation uses our sampler
+(exact, full vocabulary) instead of vLLM; p_old comes from this model's forward pass as in verl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from dlogp_jax.checkpoint import Checkpointer
+from dlogp_jax.rl import dapo_loss, train_step
+from dlogp_jax.rl.advantages import grpo_advantages
+from dlogp_jax.rl.rewards import Grader
+from dlogp_jax.rl.rollout import Groups, RolloutConfig, collect
+from dlogp_jax.rl.train_state import OptimizerConfig, TrainState, create, make_optimizer, schedule
+from dlogp_jax.sampling import DecodeSpec
+from dlogp_jax.sharding import gather_to_host, named_sharding
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Loop-level settings."""
+
+    total_steps: int = 100
+    mini_batches: int = 1  # optimizer updates per training step
+    micro_batches: int = 1  # gradient accumulation inside one update
+    seed: int = 0
+    save_every: int = 10
+    keep_checkpoints: int = 3
+    export_every: int = 0  # 0: export only at the end
+    chunk_tokens: int = 512
+    remat: bool = True
+    grader_workers: int = 2
+    log_every: int = 1
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What the loop needs besides the state (host objects, not traced)."""
+
+    workdir: Path
+    model: Any  # ModelConfig
+    tokenizer: Any
+    prompts: list
+    prompt_len: int  # Tp
+    mesh: Any
+    ref_params: Any = None  # frozen initial policy, for Δlog p / KL metrics
+    export_fn: Any = None  # export_fn(path, params)
+    is_writer: bool = True
+
+
+def batch_arrays(groups: Groups, n: int, stop_pad: int) -> dict[str, np.ndarray]:
+    """The training batch dict (see train_step) from collected groups, without logp_old/weights."""
+    m = groups.responses.shape[1]
+    prompt_tokens = np.repeat(groups.prompt_tokens, n, axis=0)
+    prompt_mask = np.repeat(groups.prompt_mask, n, axis=0)
+    resp_mask = np.arange(m)[None, :] < groups.lengths[:, None]
+    adv = np.repeat(grpo_advantages(groups.rewards).reshape(-1), m).reshape(-1, m)
+    return {
+        "tokens": np.concatenate([prompt_tokens, groups.responses], axis=1).astype(np.int32),
+        "mask": np.concatenate([prompt_mask, resp_mask], axis=1),
+        "resp_mask": resp_mask.astype(np.float32),
+        "adv": (adv * resp_mask).astype(np.float32),
+    }
+
+
+def _device(batch: dict, mesh) -> dict:
+    def put(x):
+        sharding = named_sharding(mesh, ("act_batch",) + (None,) * (x.ndim - 1), x.shape)
+        return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
+
+    return {k: put(v) for k, v in batch.items()}
+
+
+def _masked_stats(x: np.ndarray, mask: np.ndarray, prefix: str) -> dict[str, float]:
+    v = x[mask > 0]
+    if v.size == 0:
+        return {}
+    q = np.percentile(v, [1, 5, 50, 95, 99])
+    return {
+        f"{prefix}_mean": float(v.mean()),
+        **{f"{prefix}_p{p}": float(x) for p, x in zip((1, 5, 50, 95, 99), q)},
+    }
+
+
+class _Preempted:
+    """SIGTERM (TPU preemption) sets a flag; the loop saves and exits after the current step."""
+
+    def __init__(self):
+        self.flag = False
+        self._old = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, *_):
+        self.flag = True
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._old)
+
+
+def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConfig,
+          loss: dapo_loss.LossConfig, opt: OptimizerConfig, log=print) -> TrainState:  # fmt: skip
+    """Runs (or resumes) training in `ctx.workdir` up to `cfg.total_steps`; returns the final state."""
+    from dlogp_jax.data.sources import prompt_batches
+
+    per_mini = rollout.train_prompts * rollout.n // cfg.mini_batches
+    if rollout.train_prompts * rollout.n % cfg.mini_batches or per_mini % cfg.micro_batches:
+        raise ValueError(
+            f"train_prompts*n = {rollout.train_prompts * rollout.n} sequences must split into "
+            f"mini_batches={cfg.mini_batches} x micro_batches={cfg.micro_batches} equal parts."
+        )
+    optimizer = make_optimizer(opt, cfg.mini_batches)
+    lr_at = schedule(opt, cfg.mini_batches)
+    step_cfg = train_step.StepConfig(ctx.model, loss, ctx.prompt_len, len(ctx.tokenizer),
+                                     cfg.chunk_tokens, cfg.micro_batches, cfg.remat)  # fmt: skip
+    with jax.set_mesh(ctx.mesh):
+        state = jax.jit(lambda p: create(p, optimizer, cfg.seed))(init_params)
+    data = prompt_batches(len(ctx.prompts), rollout.gen_prompts // jax.process_count(), cfg.seed)
+    ckpt = Checkpointer(str(ctx.workdir / "checkpoints"), cfg.keep_checkpoints)
+    if (last := ckpt.latest_step()) is not None:
+        state, data_state, _ = ckpt.restore(last, state)
+        data.set_state(data_state[str(jax.process_index())])
+        log(f"resumed from step {last} in {ckpt.directory}")
+    metrics_file = ctx.workdir / "metrics.jsonl"
+    _truncate_metrics(metrics_file, int(state.step), ctx.is_writer)
+    writer = _tensorboard(ctx.workdir / "tb") if ctx.is_writer else None
+    spec = DecodeSpec(mode="single", temperature=rollout.temperature, top_p=rollout.top_p,
+                      max_new_tokens=rollout.max_response_len, stop_ids=_stops(ctx.tokenizer),
+                      pad_id=ctx.tokenizer.pad_token_id or 0, vocab_limit=len(ctx.tokenizer), n=rollout.n)  # fmt: skip
+    preempt, start_time, start_step = _Preempted(), time.perf_counter(), int(state.step)
+    try:
+        with Grader(workers=cfg.grader_workers) as grader:
+            while int(state.step) < cfg.total_steps and not preempt.flag:
+                step = int(state.step)
+                state, metrics = _one_step(state, step, ctx, cfg, rollout, step_cfg, optimizer,
+                                           spec, data, grader)  # fmt: skip
+                metrics["lr"] = float(lr_at(step * cfg.mini_batches))
+                _log_step(
+                    metrics, metrics_file, writer, ctx.is_writer, log, cfg, start_time, start_step
+                )
+                done = int(state.step)
+                if done % cfg.save_every == 0 or done == cfg.total_steps or preempt.flag:
+                    data_state = {str(jax.process_index()): data.get_state()}
+                    ckpt.save(done, state, _all_hosts(data_state), {"step": done})
+                if ctx.export_fn and cfg.export_every and done % cfg.export_every == 0:
+                    ctx.export_fn(ctx.workdir / "hf" / f"step_{done}", state.params)
+        if preempt.flag:
+            log(f"SIGTERM: saved step {int(state.step)}; re-run with the same workdir to resume")
+        elif ctx.export_fn:
+            ctx.export_fn(ctx.workdir / "hf" / "final", state.params)
+    finally:
+        preempt.restore()
+        ckpt.close()
+        if writer is not None:
+            writer.close()
+    return state
+
+
+def _one_step(state, step, ctx, cfg, rollout, step_cfg, optimizer, spec, data, grader):
+    t0 = time.perf_counter()
+    key = jax.random.wrap_key_data(state.rng)
+    seeds = lambda r: int(
+        jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, step), r), (), 0, 2**31 - 1)
+    )
+    groups, stats = collect(rollout, lambda: next(data), state.params, ctx.model, ctx.prompts, spec,
+                            seeds, ctx.prompt_len, ctx.tokenizer, grader, ctx.mesh)  # fmt: skip
+    t1 = time.perf_counter()
+    host = batch_arrays(groups, rollout.n, spec.pad_id)
+    batch = _device(host, ctx.mesh)
+    with jax.set_mesh(ctx.mesh):
+        logp_old, entropy = train_step.forward_logprobs(
+            state.params, batch["tokens"], batch["mask"], step_cfg
+        )
+        p_old = np.exp(gather_to_host(logp_old))
+        weights = dapo_loss.token_weights(
+            step_cfg.loss.weight_method, p_old, step_cfg.loss.weight_c
+        )
+        host["weights"], host["logp_old"] = (
+            np.asarray(weights, np.float32),
+            gather_to_host(logp_old),
+        )
+        if ctx.ref_params is not None:
+            logp_ref, _ = train_step.forward_logprobs(
+                ctx.ref_params, batch["tokens"], batch["mask"], step_cfg
+            )
+            host["logp_ref"] = gather_to_host(logp_ref)
+        t2 = time.perf_counter()
+        b = host["tokens"].shape[0]
+        per = b // cfg.mini_batches
+        updates = []
+        for i in range(cfg.mini_batches):
+            mb = _device({k: v[i * per : (i + 1) * per] for k, v in host.items()}, ctx.mesh)
+            state, m = train_step.update(state, mb, step_cfg, optimizer)
+            updates.append(gather_to_host(m))
+    t3 = time.perf_counter()
+    state = state.replace(step=state.step + 1)
+    mask = host["resp_mask"]
+    metrics = {"step": step + 1, **stats}
+    metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
+    metrics.update(
+        groups_kept_fraction=stats["groups_kept"] / max(stats["groups_generated"], 1),
+        response_length_mean=float(groups.lengths.mean()), response_length_max=int(groups.lengths.max()),
+        entropy=float((gather_to_host(entropy) * mask).sum() / max(mask.sum(), 1)),
+        weight_mean=float((host["weights"] * mask).sum() / max(mask.sum(), 1)),
+        batch_accuracy=float(groups.accuracy.mean()),
+        time_rollout=t1 - t0, time_old_logp=t2 - t1, time_update=t3 - t2,
+        tokens_per_second=float(groups.lengths.sum()) / max(t3 - t0, 1e-9),
+    )  # fmt: skip
+    if "logp_ref" in host:
+        metrics.update(_masked_stats(host["logp_old"] - host["logp_ref"], mask, "dlogp_vs_init"))
+    return state, metrics
+
+
+def _stops(tokenizer) -> tuple[int, ...]:
+    vocab = tokenizer.get_vocab()
+    names = {tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"}
+    return tuple(sorted(vocab[n] for n in names if n in vocab))
+
+
+def _all_hosts(data_state: dict) -> dict:
+    """Every process's iterator state in one JSON dict (each restores its own entry)."""
+    if jax.process_count() == 1:
+        return data_state
+    from jax.experimental import multihost_utils
+
+    blob = np.frombuffer(json.dumps(data_state).ljust(4096).encode(), np.uint8)
+    merged = {}
+    for row in multihost_utils.process_allgather(blob):
+        merged.update(json.loads(bytes(row).decode()))
+    return merged
+
+
+def _truncate_metrics(path: Path, step: int, is_writer: bool) -> None:
+    """Drops metric lines beyond the restored step (they are recomputed identically)."""
+    if not is_writer or not path.exists():
+        return
+    keep = [
+        ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step
+    ]
+    from dlogp_jax.outputs import write_text
+
+    write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _tensorboard(path: Path):
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+def _log_step(metrics, path, writer, is_writer, log, cfg, start_time, start_step):
+    if not is_writer:
+        return
+    with path.open("a") as f:
+        f.write(json.dumps(metrics) + "\n")
+    step = metrics["step"]
+    for k, v in metrics.items():
+        if k != "step" and isinstance(v, (int, float)):
+            writer.add_scalar(k, v, step)
+    writer.flush()
+    if step % cfg.log_every == 0 or step == cfg.total_steps:
+        elapsed = time.perf_counter() - start_time
+        eta = elapsed / max(step - start_step, 1) * (cfg.total_steps - step)
+        log(f"step {step}/{cfg.total_steps} loss {metrics['loss']:+.4f} reward {metrics['reward_mean']:+.3f} "
+            f"acc {metrics['accuracy']:.3f} kept {metrics['groups_kept_fraction']:.2f} "
+            f"len {metrics['response_length_mean']:.0f} w {metrics['weight_mean']:.3f} "
+            f"gnorm {metrics['grad_norm']:.3f} ETA {eta:.0f}s")  # fmt: skip

@@ -69,7 +69,7 @@ def parse_mesh_spec(spec: str, num_devices: int) -> dict[str, int]:
         if num_devices % fixed:
             raise ValueError(f"mesh spec {spec!r}: {num_devices} devices not divisible by {fixed}.")
         sizes[rest[0]] = num_devices // fixed
-    if math.prod(sizes.values()) != num_devices:
+    if math.prod(sizes.values()) > num_devices:
         raise ValueError(
             f"mesh spec {spec!r} needs {math.prod(sizes.values())} devices but {num_devices} are "
             "available; use -1 for one axis to take the rest."
@@ -81,12 +81,14 @@ def make_mesh(spec: str = "fsdp:-1", devices: Sequence[jax.Device] | None = None
     """Builds the (data, fsdp, tensor) mesh with Auto axis types.
 
     Args:
-      spec: axis sizes, e.g. "data:2,fsdp:2,tensor:2"; "fsdp:-1" puts all devices on fsdp.
+      spec: axis sizes, e.g. "data:2,fsdp:2,tensor:2"; "fsdp:-1" puts all devices on fsdp; a spec
+        naming fewer devices than available (no -1) uses the first ones.
       devices: defaults to all devices of all processes (multi-host meshes span every host).
     """
     devices = list(jax.devices() if devices is None else devices)
     sizes = parse_mesh_spec(spec, len(devices))
     shape = tuple(sizes[a] for a in MESH_AXES)
+    devices = devices[: math.prod(shape)]  # e.g. "fsdp:1" on an 8-device host uses one device
     if len(devices) == len(jax.devices()):
         # make_mesh orders devices for the physical topology (ICI rings on TPU).
         return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)

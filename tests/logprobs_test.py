@@ -104,7 +104,14 @@ def test_padded_vocabulary_rows_get_no_probability(models, batch):
     lp_full = _naive_logp(config_rl, params_rl, batch, config_rl.vocab_size)
     assert np.all(lp_full[..., :vocab] < lp_limited)
     assert np.exp(lp_full[..., vocab:]).sum(-1).max() > 1e-3
-    np.testing.assert_allclose(got["logp_rl"][SCORED], _pick(lp_limited, batch[0])[SCORED[:, 1:]], atol=1e-4)
+    np.testing.assert_allclose(
+        got["logp_rl"][SCORED], _pick(lp_limited, batch[0])[SCORED[:, 1:]], atol=1e-4
+    )
+    # One model: the padded columns are masked out of the softmax the same way.
+    one = logprobs.score_tokens(
+        params_rl, *batch, config_base=config_rl, vocab_limit=vocab, chunk_tokens=5
+    )
+    _check(one, {"logp": _pick(lp_limited, batch[0]), "entropy": _entropy(lp_limited)})
 
 
 def _naive_token_logprobs(h, w, targets):
@@ -113,13 +120,15 @@ def _naive_token_logprobs(h, w, targets):
     return jnp.take_along_axis(logp, targets[:, None], axis=-1)[:, 0], ent
 
 
-def test_token_logprobs_values_and_gradient_equal_naive():
+@pytest.mark.parametrize("vocab_limit", [None, 10])
+def test_token_logprobs_values_and_gradient_equal_naive(vocab_limit):
     rng = np.random.default_rng(2)
     m, d, v = 11, 8, 13
     h = rng.normal(size=(m, d)).astype(np.float32)
     w = rng.normal(size=(d, v)).astype(np.float32)
-    targets = rng.integers(0, v, m)
+    targets = rng.integers(0, vocab_limit or v, m)
     coef = rng.normal(size=m).astype(np.float32)
+    lim = vocab_limit or v
 
     def values_and_grads(fn):
         def loss(h, w):
@@ -129,31 +138,50 @@ def test_token_logprobs_values_and_gradient_equal_naive():
         # Gradient of log-probs *and* entropy: both flow through the rematerialized chunks.
         return jax.jit(lambda h, w: (fn(h, w), jax.grad(loss, argnums=(0, 1))(h, w)))(h, w)
 
-    chunked = lambda h, w: logprobs.token_logprobs(h, w, targets, chunk_tokens=4, with_entropy=True)
-    naive = lambda h, w: _naive_token_logprobs(h, w, targets)
-    (lp, ent), grads = values_and_grads(chunked)
-    (lp_ref, ent_ref), grads_ref = values_and_grads(naive)
+    chunked = lambda h, w: logprobs.token_logprobs(
+        h, w, targets, chunk_tokens=4, with_entropy=True, vocab_limit=vocab_limit
+    )
+    # The naive reference drops the padding columns outright.
+    naive = lambda h, w: _naive_token_logprobs(h, w[:, :lim], targets)
+    (lp, ent), (g_h, g_w) = values_and_grads(chunked)
+    (lp_ref, ent_ref), (g_h_ref, g_w_ref) = values_and_grads(naive)
     np.testing.assert_allclose(lp, lp_ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ent, ent_ref, rtol=1e-5, atol=1e-5)
-    for g, g_ref in zip(grads, grads_ref):
-        assert g.shape == g_ref.shape and float(jnp.max(jnp.abs(g_ref))) > 1e-2
+    for g, g_ref in ((g_h, g_h_ref), (g_w, g_w_ref)):
+        assert np.all(np.isfinite(g)) and float(jnp.max(jnp.abs(g_ref))) > 1e-2
         np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)
-    lp_only = jax.jit(lambda h, w: logprobs.token_logprobs(h, w, targets, chunk_tokens=4))(h, w)
+    np.testing.assert_array_equal(g_w[:, lim:], 0.0)
+    lp_only = jax.jit(
+        lambda h, w: logprobs.token_logprobs(h, w, targets, chunk_tokens=4, vocab_limit=vocab_limit)
+    )(h, w)
     np.testing.assert_allclose(lp_only, lp_ref, rtol=1e-5, atol=1e-5)
 
 
 def test_pair_metrics_identical_models_and_different_widths():
     rng = np.random.default_rng(1)
     m, v = 7, 10
-    h_b, w_b = rng.normal(size=(m, 6)).astype(np.float32), rng.normal(size=(6, v)).astype(np.float32)
+    h_b, w_b = (
+        rng.normal(size=(m, 6)).astype(np.float32),
+        rng.normal(size=(6, v)).astype(np.float32),
+    )
     targets = rng.integers(0, v, m)
     same = logprobs.pair_metrics(h_b, w_b, h_b, w_b, targets, chunk_tokens=3)
     for name in ("dlogp", "kl_rl_base", "kl_base_rl"):
         np.testing.assert_allclose(same[name], 0.0, atol=1e-6, err_msg=name)
     np.testing.assert_allclose(same["entropy_base"], same["entropy_rl"])
     # The RL model may have a different width D: only the vocabulary must agree.
-    h_r, w_r = rng.normal(size=(m, 4)).astype(np.float32), rng.normal(size=(4, v)).astype(np.float32)
+    h_r, w_r = (
+        rng.normal(size=(m, 4)).astype(np.float32),
+        rng.normal(size=(4, v)).astype(np.float32),
+    )
     out = logprobs.pair_metrics(h_b, w_b, h_r, w_r, targets, chunk_tokens=3)
     assert all(out[k].shape == (m,) for k in logprobs.METRICS_TWO)
     assert np.all(np.asarray(out["kl_rl_base"]) > 0) and np.all(np.asarray(out["kl_base_rl"]) > 0)
     np.testing.assert_allclose(out["dlogp"], out["logp_rl"] - out["logp_base"], atol=1e-6)
+    # Padding columns on one model only: vocab_limit aligns the two vocabularies.
+    w_r_padded = np.concatenate([w_r, rng.normal(size=(4, 3)).astype(np.float32)], axis=1)
+    padded = logprobs.pair_metrics(
+        h_b, w_b, h_r, w_r_padded, targets, chunk_tokens=3, vocab_limit=v
+    )
+    for name in logprobs.METRICS_TWO:
+        np.testing.assert_allclose(padded[name], out[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -44,6 +44,7 @@ GOLDEN = {
         (" tensor:2 , fsdp:-1 ", 8, (1, 4, 2)),
         ("tensor:-1", 1, (1, 1, 1)),
         ("", 1, (1, 1, 1)),
+        ("data:2,fsdp:2", 8, (2, 2, 1)),  # fewer than available: make_mesh uses the first 4
     ],
 )
 def test_parse_mesh_spec(spec, n, expected):
@@ -59,7 +60,7 @@ def test_parse_mesh_spec(spec, n, expected):
         ("data:2,data:1", 2, "axis 'data' given twice"),
         ("data:-1,fsdp:-1", 8, "only one axis may be -1"),
         ("data:3,fsdp:-1", 8, "8 devices not divisible by 3"),
-        ("data:2,fsdp:2", 8, "needs 4 devices but 8 are available"),
+        ("data:4,fsdp:4", 8, "needs 16 devices but 8 are available"),
     ],
 )
 def test_parse_mesh_spec_errors(spec, n, match):
@@ -74,6 +75,8 @@ def test_make_mesh_auto_axes_and_device_subset():
     small = make_mesh("fsdp:-1", devices=jax.devices()[:4])
     assert dict(small.shape) == {"data": 1, "fsdp": 4, "tensor": 1}
     assert set(small.devices.flat) == set(jax.devices()[:4])
+    one = make_mesh("fsdp:1")  # a spec naming fewer devices than exist takes the first ones
+    assert one.devices.size == 1 and one.devices.flat[0] == jax.devices()[0]
 
 
 def test_logical_to_spec_rules_and_fallbacks():
@@ -129,7 +132,9 @@ def batch():
 
 
 def _flat(tree):
-    return {"/".join(k.key for k in path): v for path, v in jax.tree_util.tree_leaves_with_path(tree)}
+    return {
+        "/".join(k.key for k in path): v for path, v in jax.tree_util.tree_leaves_with_path(tree)
+    }
 
 
 def test_load_params_on_mesh_golden_specs(pair, sharded, mesh):

@@ -62,7 +62,9 @@ def _assert_same_weights(model, ref):
 def test_export_round_trip_through_transformers(source, tmp_path):
     src, ref = source
     config, params = hf_weights.load_params(src)
-    out = hf_weights.export_params(tmp_path / "out", params, config, tokenizer=toy.build_tokenizer())
+    out = hf_weights.export_params(
+        tmp_path / "out", params, config, tokenizer=toy.build_tokenizer()
+    )
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert not list(tmp_path.glob(".out.*"))  # the temporary directory was renamed away
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
@@ -100,7 +102,9 @@ def test_bf16_export_is_readable(qwen2_dir, tmp_path):
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
     _, params_bf16 = hf_weights.load_params(out)
     expected = jax.tree.map(lambda x: np.asarray(x).astype(ml_dtypes.bfloat16), params)
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params_bf16, expected)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params_bf16, expected
+    )
     assert params_bf16["embed_vd"].dtype == jnp.bfloat16
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.bfloat16)
     ref = transformers.AutoModelForCausalLM.from_pretrained(qwen2_dir).to(torch.bfloat16)
@@ -177,7 +181,10 @@ def test_missing_tensor(qwen2_dir, tmp_path):
 @pytest.mark.parametrize(
     "name, shape",
     [
-        ("model.layers.0.self_attn.k_proj.weight", (16, 64)),  # split into heads: [K*H, D] = [32, 64]
+        (
+            "model.layers.0.self_attn.k_proj.weight",
+            (16, 64),
+        ),  # split into heads: [K*H, D] = [32, 64]
         ("model.layers.1.mlp.gate_proj.weight", (64, 96)),  # transposed: [F, D] = [96, 64]
         ("model.norm.weight", (65,)),
     ],

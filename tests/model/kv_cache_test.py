@@ -86,10 +86,15 @@ def test_left_padded_prompts_equal_unpadded_forward(params):
     pads = [PROMPT - n for n in lengths]
     # Pad slots hold arbitrary ids: their values must not matter.
     prompt = np.stack(
-        [np.concatenate([rng.integers(0, CONFIG.vocab_size, p), s[:n]]) for s, n, p in zip(seqs, lengths, pads)]
+        [
+            np.concatenate([rng.integers(0, CONFIG.vocab_size, p), s[:n]])
+            for s, n, p in zip(seqs, lengths, pads)
+        ]
     ).astype(np.int32)
     mask = np.arange(PROMPT)[None, :] >= np.asarray(pads)[:, None]
-    positions = np.maximum(np.arange(PROMPT)[None, :] - np.asarray(pads)[:, None], 0).astype(np.int32)
+    positions = np.maximum(np.arange(PROMPT)[None, :] - np.asarray(pads)[:, None], 0).astype(
+        np.int32
+    )
     # A longer cache than needed: the unused tail slots must stay invisible.
     cache = init_cache(CONFIG, 2, PROMPT + NEW + 3)
     prefill, cache = _apply(params, prompt, positions, cache, mask, config=CONFIG)
@@ -98,6 +103,6 @@ def test_left_padded_prompts_equal_unpadded_forward(params):
     new_positions = (np.asarray(lengths)[:, None] + np.arange(NEW)).astype(np.int32)
     steps, cache = _decode(params, cache, new_tokens, new_positions)
     assert int(cache.end_index) == PROMPT + NEW and not bool(cache.is_full())
-    for i, (s, n, p) in enumerate(zip(seqs, lengths, pads)):
+    for i, (s, p) in enumerate(zip(seqs, pads)):
         got = np.concatenate([np.asarray(prefill[i, p:]), steps[i]])
         np.testing.assert_allclose(got, _full(params, s), rtol=1e-5, atol=1e-5)

@@ -117,16 +117,22 @@ def prepare_prompts(
 
 
 def prompt_batches(num_prompts: int, batch_prompts: int, seed: int):
-    """Grain iterator of [batch_prompts] prompt indices: this host's shard, shuffled every epoch.
+    """Grain iterator of this process's share of each global batch of prompt indices.
 
-    Each process reads a disjoint slice (index ≡ process_index mod process_count); the iterator's
-    `get_state()` / `set_state()` resume exactly.
+    The global stream (all prompts shuffled per epoch, batches of `batch_prompts`) is the same for
+    any number of processes; process p takes the p-th contiguous slice of every batch, so a
+    multi-host run trains on exactly the batches of a single-host run. `get_state()` / `set_state()`
+    resume exactly.
+
+    Returns:
+      iterator of [batch_prompts // process_count] int arrays.
     """
-    shard = grain.MapDataset.range(num_prompts)[jax.process_index() :: jax.process_count()]
-    if len(shard) < batch_prompts:
-        raise DataError(
-            f"{num_prompts} prompts over {jax.process_count()} process(es) is fewer than one batch "
-            f"of {batch_prompts} prompts per process."
-        )
-    ds = shard.shuffle(seed=seed).repeat(None).batch(batch_prompts, drop_remainder=True)
+    count, pid = jax.process_count(), jax.process_index()
+    if batch_prompts % count:
+        raise DataError(f"batch of {batch_prompts} prompts does not split over {count} processes.")
+    if num_prompts < batch_prompts:
+        raise DataError(f"{num_prompts} prompts are fewer than one batch of {batch_prompts}.")
+    per = batch_prompts // count
+    ds = grain.MapDataset.range(num_prompts).shuffle(seed=seed).repeat(None)
+    ds = ds.batch(batch_prompts, drop_remainder=True).map(lambda b: b[pid * per : (pid + 1) * per])
     return iter(ds.to_iter_dataset())

@@ -208,10 +208,9 @@ def _refuse(hf: dict[str, Any], source: str) -> None:
 
 
 def _rope_from_hf(hf: dict[str, Any], source: str) -> RopeConfig:
-    # transformers 5 writes `rope_parameters`; 4.x writes `rope_theta` + `rope_scaling`.
-    params = dict(hf.get("rope_parameters") or {})
-    scaling = hf.get("rope_scaling") or {}
-    merged = {**scaling, **params}
+    # transformers 5 writes `rope_parameters` (complete); 4.x `rope_scaling` (+ top-level theta).
+    # Use one of them, never a mix: stale 4.x fields must not leak into a v5 description.
+    merged = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
     theta = merged.get("rope_theta", hf.get("rope_theta", 10000.0))
     rope_type = merged.get("rope_type", merged.get("type", "default"))
     if rope_type not in SUPPORTED_ROPE_TYPES:

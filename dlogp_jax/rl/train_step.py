@@ -21,7 +21,7 @@ import optax
 from dlogp_jax.logprobs import response_logprobs
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.rl.dapo_loss import LossConfig, policy_loss
-from dlogp_jax.rl.train_state import TrainState
+from dlogp_jax.rl.train_state import OptimizerConfig, TrainState, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,8 @@ class StepConfig:
     chunk_tokens: int = 512
     micro_batches: int = 1  # U: gradient accumulation inside one update
     remat: bool = True
+    optimizer: OptimizerConfig = OptimizerConfig()
+    updates_per_step: int = 1  # mini-batches per training step (the lr schedule counts steps)
 
 
 def _logp(params, tokens, mask, cfg: StepConfig, with_entropy=False):
@@ -55,11 +57,12 @@ def _micro(batch: dict, u: int) -> dict:
     return jax.tree.map(lambda x: x.reshape(u, x.shape[0] // u, *x.shape[1:]), batch)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "optimizer"), donate_argnums=(0,))
-def update(
-    state: TrainState, batch: dict, cfg: StepConfig, optimizer: optax.GradientTransformation
-):
+@functools.partial(jax.jit, static_argnames=("cfg",), donate_argnums=(0,))
+def update(state: TrainState, batch: dict, cfg: StepConfig):
     """One optimizer update on one mini-batch (accumulating over U micro-batches).
+
+    The optimizer is rebuilt from `cfg.optimizer` inside the trace (a pure function of a hashable
+    config), so equal settings reuse the compiled step across runs.
 
     Returns:
       (new state with the same step counter, metrics dict of scalars: loss, grad_norm,
@@ -90,6 +93,7 @@ def update(
         jnp.zeros_like, jax.eval_shape(lambda: grad_fn(state.params, first)[0][1])
     )
     (grads, loss, stats), _ = jax.lax.scan(accumulate, (zeros, 0.0, stats0), micro)
+    optimizer = make_optimizer(cfg.optimizer, cfg.updates_per_step)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}

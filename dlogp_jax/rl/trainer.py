@@ -18,6 +18,7 @@ Deviations from the official code: see dapo_loss.py (exact token mean); generati
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import signal
 import time
@@ -128,13 +129,13 @@ def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConf
             f"train_prompts*n = {rollout.train_prompts * rollout.n} sequences must split into "
             f"mini_batches={cfg.mini_batches} x micro_batches={cfg.micro_batches} equal parts."
         )
-    optimizer = make_optimizer(opt, cfg.mini_batches)
     lr_at = schedule(opt, cfg.mini_batches)
     step_cfg = train_step.StepConfig(ctx.model, loss, ctx.prompt_len, len(ctx.tokenizer),
-                                     cfg.chunk_tokens, cfg.micro_batches, cfg.remat)  # fmt: skip
+                                     cfg.chunk_tokens, cfg.micro_batches, cfg.remat,
+                                     opt, cfg.mini_batches)  # fmt: skip
     with jax.set_mesh(ctx.mesh):
-        state = jax.jit(lambda p: create(p, optimizer, cfg.seed))(init_params)
-    data = prompt_batches(len(ctx.prompts), rollout.gen_prompts // jax.process_count(), cfg.seed)
+        state = _create(init_params, opt, cfg.mini_batches, cfg.seed)
+    data = prompt_batches(len(ctx.prompts), rollout.gen_prompts, cfg.seed)
     ckpt = Checkpointer(str(ctx.workdir / "checkpoints"), cfg.keep_checkpoints)
     if (last := ckpt.latest_step()) is not None:
         state, data_state, _ = ckpt.restore(last, state)
@@ -151,8 +152,9 @@ def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConf
         with Grader(workers=cfg.grader_workers) as grader:
             while int(state.step) < cfg.total_steps and not preempt.flag:
                 step = int(state.step)
-                state, metrics = _one_step(state, step, ctx, cfg, rollout, step_cfg, optimizer,
-                                           spec, data, grader)  # fmt: skip
+                state, metrics = _one_step(
+                    state, step, ctx, cfg, rollout, step_cfg, spec, data, grader
+                )
                 metrics["lr"] = float(lr_at(step * cfg.mini_batches))
                 _log_step(
                     metrics, metrics_file, writer, ctx.is_writer, log, cfg, start_time, start_step
@@ -175,7 +177,12 @@ def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConf
     return state
 
 
-def _one_step(state, step, ctx, cfg, rollout, step_cfg, optimizer, spec, data, grader):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _create(params, opt: OptimizerConfig, updates_per_step: int, seed: int) -> TrainState:
+    return create(params, make_optimizer(opt, updates_per_step), seed)
+
+
+def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
     t0 = time.perf_counter()
     key = jax.random.wrap_key_data(state.rng)
     seeds = lambda r: int(
@@ -209,7 +216,7 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, optimizer, spec, data, g
         updates = []
         for i in range(cfg.mini_batches):
             mb = _device({k: v[i * per : (i + 1) * per] for k, v in host.items()}, ctx.mesh)
-            state, m = train_step.update(state, mb, step_cfg, optimizer)
+            state, m = train_step.update(state, mb, step_cfg)
             updates.append(gather_to_host(m))
     t3 = time.perf_counter()
     state = state.replace(step=state.step + 1)

@@ -1,0 +1,317 @@
+"""Supervised training of the demo world's base model on imperfect solution traces.
+
+Legend: B batch, T sequence positions, D width, V vocabulary rows, P prompts, n samples per prompt.
+
+Each example is one chat turn: the prompt is the problem as a user message (the tokenizer's chat
+template with the generation prompt, exactly as the sampler and the RL trainer render it) and the
+response is the step-by-step solution followed by `<|im_end|>`. The loss is the token-mean negative
+log-likelihood of the response tokens only. With probability `slip_prob` a drawn example's solution
+carries one arithmetic slip (`task.random_slip`, redrawn every time the example is drawn), so the
+model learns a distribution that is sometimes right and often wrong: the *base* of the RL stage.
+
+Optimizer: AdamW with linear warmup and cosine decay to 10% of the peak, global-norm clipping; the
+step is jitted with its state donated. Models start from random init (no pretraining).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dlogp_jax.analysis.sample_summary import mean_ci
+from dlogp_jax.data.prompts import render_prompt
+from dlogp_jax.logprobs import token_logprobs
+from dlogp_jax.model import transformer
+from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.rl.train_state import TrainState, create
+from dlogp_jax.sampling import DecodeSpec, generate, left_pad
+from dlogp_jax.types import Array, Bool, Int
+from dlogp_jax.world import task
+
+LogFn = Callable[[int, dict[str, float]], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+    """AdamW with warmup + cosine decay. `warmup_frac` of the steps warm up linearly from 0."""
+
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.05
+    final_lr_frac: float = 0.1
+    grad_clip: float = 1.0
+    b2: float = 0.98
+
+
+def make_optimizer(lr: float, steps: int, opt: OptimizerSettings) -> optax.GradientTransformation:
+    """clip_by_global_norm -> AdamW on the warmup-cosine schedule."""
+    warmup = max(1, int(opt.warmup_frac * steps))
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * opt.final_lr_frac
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(opt.grad_clip),
+        optax.adamw(schedule, b2=opt.b2, weight_decay=opt.weight_decay),
+    )
+
+
+# ----------------------------------------------------------------------------- data
+def prompt_ids(tokenizer, problems: Sequence[str]) -> list[list[int]]:
+    """Token ids of each problem rendered as one user turn plus the assistant generation prompt."""
+    texts = [render_prompt(tokenizer, p, chat_template=True) for p in problems]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def response_ids(tokenizer, solutions: Sequence[str]) -> list[list[int]]:
+    """Token ids of each solution followed by `<|im_end|>`."""
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    return [
+        ids + [end] for ids in tokenizer(list(solutions), add_special_tokens=False)["input_ids"]
+    ]
+
+
+def pack(
+    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], seq_len: int, pad_id: int
+) -> dict[str, np.ndarray]:
+    """Right-padded prompt+response sequences.
+
+    Returns:
+      tokens [B, T] int32, input_mask [B, T] bool (real tokens), loss_mask [B, T] bool (response
+      tokens, `<|im_end|>` included).
+    Raises:
+      ValueError: a sequence longer than seq_len.
+    """
+    b = len(prompts)
+    tokens = np.full((b, seq_len), pad_id, np.int32)
+    input_mask = np.zeros((b, seq_len), bool)
+    loss_mask = np.zeros((b, seq_len), bool)
+    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+        n = len(p) + len(r)
+        if n > seq_len:
+            raise ValueError(f"example {i}: {n} tokens exceed seq_len={seq_len}.")
+        tokens[i, :n] = [*p, *r]
+        input_mask[i, :n] = True
+        loss_mask[i, len(p) : n] = True
+    return {"tokens": tokens, "input_mask": input_mask, "loss_mask": loss_mask}
+
+
+class TraceSampler:
+    """Draws training batches: random rows, each solution slipped with probability `slip_prob`.
+
+    Args:
+      rows: dicts with `problem` (in the task's format).
+      tokenizer: the chat tokenizer.
+      slip_prob: probability that a drawn trace contains one slip.
+      max_value: values of slipped chains stay in [0, max_value].
+      seed: numpy seed of the draws.
+    """
+
+    def __init__(self, rows, tokenizer, slip_prob: float, max_value: int, seed: int):
+        self.chains = [task.parse_problem(r["problem"]) for r in rows]
+        self.prompts = prompt_ids(tokenizer, [r["problem"] for r in rows])
+        self.tokenizer, self.slip_prob, self.max_value = tokenizer, slip_prob, max_value
+        self.rng = np.random.default_rng(seed)
+        longest = max(len(task.solution_text(c)) for c in self.chains)
+        # A slip can lengthen a number by one digit per step; the EOS adds one token.
+        self.seq_len = _round_up(max(map(len, self.prompts)) + longest + 8, 8)
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    def solutions(self, idx: np.ndarray) -> list[str]:
+        out = []
+        for i in idx:
+            chain = self.chains[i]
+            slip = None
+            if self.rng.random() < self.slip_prob:
+                slip = task.random_slip(chain, self.rng, self.max_value)
+            out.append(task.solution_text(chain, slip))
+        return out
+
+    def batch(self, batch_size: int) -> dict[str, np.ndarray]:
+        """tokens / input_mask / loss_mask [B, T] (see `pack`)."""
+        idx = self.rng.integers(len(self.chains), size=batch_size)
+        responses = response_ids(self.tokenizer, self.solutions(idx))
+        return pack([self.prompts[i] for i in idx], responses, self.seq_len, self.pad_id)
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+# ----------------------------------------------------------------------------- loss and step
+def response_nll(
+    params,
+    tokens: Int[Array, "B T"],
+    input_mask: Bool[Array, "B T"],
+    loss_mask: Bool[Array, "B T"],
+    *,
+    config: ModelConfig,
+    vocab_limit: int | None = None,
+) -> jax.Array:
+    """Token-mean NLL of the tokens where loss_mask is True (each predicted from its prefix); [] fp32."""
+    b, t = tokens.shape
+    positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    h, _ = transformer.hidden_states(
+        params, tokens, positions, input_mask=input_mask, config=config
+    )
+    h = h[:, :-1].reshape(b * (t - 1), -1)
+    w = transformer.unembed_matrix(params, config)
+    lp = token_logprobs(
+        h, w, tokens[:, 1:].reshape(-1), chunk_tokens=h.shape[0], vocab_limit=vocab_limit
+    )
+    weights = loss_mask[:, 1:].reshape(-1).astype(jnp.float32)
+    return -jnp.sum(lp * weights) / jnp.maximum(weights.sum(), 1.0)
+
+
+def train_step(state: TrainState, batch: dict, *, optimizer, config, vocab_limit):
+    """One AdamW update on a batch (tokens/input_mask/loss_mask [B, T]); returns (state, metrics)."""
+    loss_fn = functools.partial(response_nll, config=config, vocab_limit=vocab_limit)
+    loss, grads = jax.value_and_grad(loss_fn)(
+        state.params, batch["tokens"], batch["input_mask"], batch["loss_mask"]
+    )
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {
+        "loss": loss,
+        "grad_norm": optax.global_norm(grads),
+        "update_norm": optax.global_norm(updates),
+        "param_norm": optax.global_norm(params),
+    }
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def train_sft(
+    train_rows: Sequence[dict[str, Any]],
+    tokenizer,
+    config: ModelConfig,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    log_fn: LogFn | None = None,
+    *,
+    slip_prob: float = 0.3,
+    max_value: int = 99,
+    optimizer: OptimizerSettings = OptimizerSettings(),
+    log_every: int = 50,
+    params=None,
+):
+    """Trains from random init (or from `params`) on slipped solution traces.
+
+    Args:
+      train_rows: dicts with `problem` in the task's format (the solution is recomputed from it).
+      tokenizer: chat tokenizer (`toy.build_tokenizer()`); `len(tokenizer)` <= config.vocab_size.
+      config: model config.
+      steps, batch_size, lr: optimisation budget (B = batch_size sequences per step) and peak lr.
+      seed: init and data seed.
+      log_fn: called as log_fn(step, metrics) every `log_every` steps and at the end, with host
+        floats: loss (train NLL per response token), grad_norm, update_norm, param_norm,
+        steps_per_s.
+      slip_prob: probability that a drawn trace carries one arithmetic slip.
+      max_value: the task's max_value (slipped chains stay in [0, max_value]).
+      optimizer: AdamW/schedule settings.
+      params: initial params (default: `transformer.init(key(seed), config)`).
+    Returns:
+      the trained params tree.
+    """
+    sampler = TraceSampler(train_rows, tokenizer, slip_prob, max_value, seed)
+    if params is None:
+        params = transformer.init(jax.random.key(seed), config)
+    tx = make_optimizer(lr, steps, optimizer)
+    state = create(params, tx, seed)
+    step_fn = jax.jit(
+        functools.partial(train_step, optimizer=tx, config=config, vocab_limit=len(tokenizer)),
+        donate_argnums=0,
+    )
+    t0, last = time.perf_counter(), 0
+    for step in range(1, steps + 1):
+        # Dispatch is asynchronous: the next batch is built on the host while this step runs.
+        state, metrics = step_fn(state, sampler.batch(batch_size))
+        if log_fn is not None and (step % log_every == 0 or step == steps):
+            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            now = time.perf_counter()
+            host["steps_per_s"] = (step - last) / max(now - t0, 1e-9)
+            t0, last = now, step
+            log_fn(step, host)
+    return jax.block_until_ready(state.params)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def sample_responses(
+    params,
+    config: ModelConfig,
+    tokenizer,
+    problems: Sequence[str],
+    n: int = 8,
+    seed: int = 0,
+    *,
+    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    prompt_batch: int = 128,
+) -> list[list[str]]:
+    """n sampled responses per problem (special tokens removed), with the library's sampler.
+
+    Prompts are processed `prompt_batch` at a time at one padded shape (the last batch is filled with
+    repeats), so the decoder compiles once. Sample j of problem i uses stream (seed, i, j).
+
+    Returns:
+      [len(problems)][n] response texts.
+    """
+    ids = prompt_ids(tokenizer, problems)
+    width = _round_up(max(map(len, ids)), 8)
+    end, eot = (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>"))
+    spec = DecodeSpec(
+        mode="single", temperature=temperature, max_new_tokens=max_new_tokens,
+        stop_ids=(end, eot), pad_id=tokenizer.pad_token_id or 0, vocab_limit=len(tokenizer), n=n,
+    )  # fmt: skip
+    out: list[list[str]] = []
+    for lo in range(0, len(ids), prompt_batch):
+        chunk = list(range(lo, min(lo + prompt_batch, len(ids))))
+        full = chunk + [chunk[0]] * (prompt_batch - len(chunk))
+        tokens, mask = left_pad([ids[i] for i in full], spec.pad_id, buckets=(width,))
+        res = generate(
+            params, tokens, mask, np.asarray(full, np.int32), spec=spec, config_base=config,
+            seed=seed,
+        )  # fmt: skip
+        toks, lens = np.asarray(res.tokens), np.asarray(res.length)
+        texts = tokenizer.batch_decode(
+            [toks[r, : lens[r]].tolist() for r in range(len(chunk) * n)], skip_special_tokens=True
+        )
+        out.extend(texts[k * n : (k + 1) * n] for k in range(len(chunk)))
+    return out
+
+
+def evaluate_accuracy(
+    params,
+    config: ModelConfig,
+    tokenizer,
+    rows: Sequence[dict[str, Any]],
+    n: int = 8,
+    seed: int = 0,
+    **sample_kw,
+) -> tuple[float, np.ndarray]:
+    """Avg@n accuracy of sampled responses, checked with `task.check`.
+
+    Args:
+      rows: dicts with `problem` and `answer`.
+      n: samples per problem; sample_kw: passed to `sample_responses` (temperature, ...).
+    Returns:
+      (accuracy = mean over problems of the fraction correct, per-problem fractions [len(rows)]).
+    """
+    texts = sample_responses(params, config, tokenizer, [r["problem"] for r in rows], n, seed,
+                             **sample_kw)  # fmt: skip
+    per = np.asarray(
+        [np.mean([task.check(t, r["answer"]) for t in ts]) for ts, r in zip(texts, rows)]
+    )
+    return float(per.mean()), per
+
+
+def accuracy_summary(per_prompt: np.ndarray, n: int) -> dict[str, float]:
+    """{'mean', 'ci95', 'num_prompts', 'samples_per_prompt'}: Avg@n with its 95% interval."""
+    return {**mean_ci(per_prompt), "samples_per_prompt": n}

@@ -32,6 +32,16 @@ def get_config(arg=None):
         False  # keep the initial policy to log Δlog p vs init (and k3 KL when kl_coef > 0)
     )
     c.total_steps = 100
+    c.eval = ml_collections.ConfigDict(
+        dict(
+            data="",
+            every=0,
+            n=4,
+            temperature=1.0,
+            max_prompts=0,
+            seed=1234,
+        )
+    )  # held-out Avg@n every `every` steps and at step 0 (data="" or every=0: off)
 
     c.rollout = ml_collections.ConfigDict(dict(
         n=16, train_prompts=512, gen_prompts=1536, max_gen_rounds=10, dynamic_sampling=True,
@@ -49,7 +59,7 @@ def get_config(arg=None):
     c.trainer = ml_collections.ConfigDict(dict(
         mini_batches=16, micro_batches=16, seed=0, save_every=10, keep_checkpoints=3,
         export_every=50, chunk_tokens=512, remat=True, grader_workers=8, log_every=1,
-    ))  # fmt: skip
+    ))  # trainer.eval_every is set from eval.every  # fmt: skip
     c.distributed = distributed()
 
     if args.qwen2p5_math_7b:  # 4 x v5p-16 class slice; response 8192

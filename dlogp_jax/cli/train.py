@@ -23,9 +23,11 @@ from dlogp_jax.model.hf_weights import CheckpointError
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.rl.dapo_loss import LossConfig
+from dlogp_jax.rl.evaluate import evaluate
 from dlogp_jax.rl.rollout import NotEnoughGroups, RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
-from dlogp_jax.rl.trainer import RunContext, TrainerConfig, train
+from dlogp_jax.rl.trainer import RunContext, TrainerConfig, stop_ids, train
+from dlogp_jax.sampling import DecodeSpec
 from dlogp_jax.sharding import tree_shardings
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -62,6 +64,26 @@ def _prompts(config, tokenizer):
     )  # fmt: skip
 
 
+def _eval_fn(config, model, tokenizer, rollout, mesh):
+    """Held-out Avg@n (rewards.grade) of the policy on `config.eval.data`."""
+    e = config.eval
+    rows = load_table(e.data)[: e.max_prompts or None]
+    prompts = prepare_prompts(
+        rows, tokenizer, path=e.data, chat_template=config.chat_template,
+        prompt_format=config.prompt_format, max_prompt_len=config.max_prompt_len,
+    )  # fmt: skip
+    longest = max(len(p.ids) for p in prompts)
+    tp = next(b for b in (64, 128, 256, 512, 1024, 2048, 4096, 8192, longest) if b >= longest)
+    spec = DecodeSpec(
+        mode="single", temperature=e.temperature, top_p=rollout.top_p,
+        max_new_tokens=rollout.max_response_len, stop_ids=stop_ids(tokenizer),
+        pad_id=tokenizer.pad_token_id or 0, vocab_limit=len(tokenizer), n=e.n,
+    )  # fmt: skip
+    batch = max(1, min(16, len(prompts)))
+    return lambda params, grader: evaluate(params, model, tokenizer, prompts, spec, e.seed, tp,
+                                           mesh, grader, batch)  # fmt: skip
+
+
 def settings(config):
     """The frozen settings objects of the library from the ConfigDict (validated there)."""
     r = config.rollout.to_dict()
@@ -69,7 +91,8 @@ def settings(config):
     if any(len(p) != 2 for p in pairs):
         raise ValueError("rollout.rewards_by_source: write 'source_prefix:reward,...'.")
     rollout = RolloutConfig(**r, rewards_by_source=tuple(tuple(p) for p in pairs))
-    return (TrainerConfig(total_steps=config.total_steps, **config.trainer), rollout,
+    trainer = dict(config.trainer, eval_every=config.eval.every if config.eval.data else 0)
+    return (TrainerConfig(total_steps=config.total_steps, **trainer), rollout,
             LossConfig(**config.loss), OptimizerConfig(**config.optimizer))  # fmt: skip
 
 
@@ -95,6 +118,8 @@ def run(config):
     ctx = RunContext(
         workdir, model, tokenizer, prompts, prompt_len, mesh, ref, export, common.is_writer()
     )
+    if trainer_cfg.eval_every:
+        ctx.eval_fn = _eval_fn(config, model, tokenizer, rollout, mesh)
     logging.info("%d prompts (Tp=%d), model %s, %.1fM params", len(prompts), prompt_len,
                  model.model_type, model.num_params / 1e6)  # fmt: skip
     return train(ctx, params, trainer_cfg, rollout, loss, opt, log=logging.info)

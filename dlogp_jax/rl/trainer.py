@@ -53,6 +53,7 @@ class TrainerConfig:
     remat: bool = True
     grader_workers: int = 2
     log_every: int = 1
+    eval_every: int = 0  # evaluate held-out accuracy every N steps (and at step 0); 0 = never
 
 
 @dataclasses.dataclass
@@ -68,6 +69,7 @@ class RunContext:
     ref_params: Any = None  # frozen initial policy, for Δlog p / KL metrics
     export_fn: Any = None  # export_fn(path, params)
     is_writer: bool = True
+    eval_fn: Any = None  # eval_fn(params, grader) -> dict of `eval_*` metrics
 
 
 def batch_arrays(groups: Groups, n: int, stop_pad: int) -> dict[str, np.ndarray]:
@@ -145,16 +147,21 @@ def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConf
     _truncate_metrics(metrics_file, int(state.step), ctx.is_writer)
     writer = _tensorboard(ctx.workdir / "tb") if ctx.is_writer else None
     spec = DecodeSpec(mode="single", temperature=rollout.temperature, top_p=rollout.top_p,
-                      max_new_tokens=rollout.max_response_len, stop_ids=_stops(ctx.tokenizer),
+                      max_new_tokens=rollout.max_response_len, stop_ids=stop_ids(ctx.tokenizer),
                       pad_id=ctx.tokenizer.pad_token_id or 0, vocab_limit=len(ctx.tokenizer), n=rollout.n)  # fmt: skip
     preempt, start_time, start_step = _Preempted(), time.perf_counter(), int(state.step)
     try:
         with Grader(workers=cfg.grader_workers) as grader:
+            evaluating = ctx.eval_fn is not None and cfg.eval_every > 0
+            if evaluating and int(state.step) == 0:
+                _log_eval(metrics_file, writer, ctx, 0, ctx.eval_fn(state.params, grader))
             while int(state.step) < cfg.total_steps and not preempt.flag:
                 step = int(state.step)
                 state, metrics = _one_step(
                     state, step, ctx, cfg, rollout, step_cfg, spec, data, grader
                 )
+                if evaluating and (step + 1) % cfg.eval_every == 0:
+                    metrics.update(ctx.eval_fn(state.params, grader))
                 metrics["lr"] = float(lr_at(step * cfg.mini_batches))
                 _log_step(
                     metrics, metrics_file, writer, ctx.is_writer, log, cfg, start_time, start_step
@@ -237,7 +244,18 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
     return state, metrics
 
 
-def _stops(tokenizer) -> tuple[int, ...]:
+def _log_eval(path: Path, writer, ctx, step: int, metrics: dict) -> None:
+    if not ctx.is_writer:
+        return
+    with path.open("a") as f:
+        f.write(json.dumps({"step": step, **metrics}) + "\n")
+    for k, v in metrics.items():
+        writer.add_scalar(k, v, step)
+
+
+def stop_ids(tokenizer) -> tuple[int, ...]:
+    """The tokenizer's eos plus <|im_end|> and <|endoftext|> when present."""
+
     vocab = tokenizer.get_vocab()
     names = {tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"}
     return tuple(sorted(vocab[n] for n in names if n in vocab))

@@ -64,7 +64,7 @@ def _messages(row: dict, i: int, path) -> list[dict[str, str]]:
     if isinstance(row.get("problem"), str):
         return [{"role": "user", "content": row["problem"]}]
     raise DataError(
-        f"{path} row {i}: field 'prompt' must be a string or a list of {{role, content}} messages "
+        f"{path} row {i + 1}: field 'prompt' must be a string or a list of {{role, content}} messages "
         "(or give 'problem')."
     )
 
@@ -75,7 +75,7 @@ def _answer(row: dict, i: int, path) -> str:
         return str(rm["ground_truth"])
     if row.get("answer") is not None:
         return str(row["answer"])
-    raise DataError(f"{path} row {i}: missing field 'reward_model.ground_truth' (or 'answer').")
+    raise DataError(f"{path} row {i + 1}: missing field 'reward_model.ground_truth' (or 'answer').")
 
 
 def prepare_prompts(
@@ -87,7 +87,7 @@ def prepare_prompts(
     prompt_format: str = "{content}",
     max_prompt_len: int = 2048,
 ) -> list[PromptRow]:
-    """Validates, templates and tokenizes every row (errors name the 0-based row and field).
+    """Validates, templates and tokenizes every row (errors name the 1-based row and field).
 
     Args:
       prompt_format: applied to the last user message's content (e.g. "{content}\\nAnswer:").
@@ -97,7 +97,8 @@ def prepare_prompts(
     out = []
     for i, row in enumerate(rows):
         messages = _messages(row, i, path)
-        messages[-1]["content"] = prompt_format.format(content=messages[-1]["content"])
+        # str.replace, not str.format: templates such as "\\boxed{}" contain literal braces.
+        messages[-1]["content"] = prompt_format.replace("{content}", messages[-1]["content"])
         if chat_template:
             text = tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False
@@ -107,7 +108,7 @@ def prepare_prompts(
         ids = tokenizer.encode(text, add_special_tokens=False)
         if not ids or len(ids) > max_prompt_len:
             raise DataError(
-                f"{path} row {i}: prompt has {len(ids)} tokens (allowed 1..{max_prompt_len}); "
+                f"{path} row {i + 1}: prompt has {len(ids)} tokens (allowed 1..{max_prompt_len}); "
                 "raise max_prompt_len or drop the row."
             )
         out.append(PromptRow(tuple(ids), _answer(row, i, path), str(row.get("data_source") or "")))

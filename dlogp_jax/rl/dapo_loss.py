@@ -11,8 +11,9 @@ Token weights (PAPER.md §5): the advantage of token t is multiplied by w_t, com
   `reshape`          w = c·p_old + 1 − c     "Do not let low-probability tokens over-dominate"
   `focal`            w = (1 − p_old)^c
   `none`             w = 1
-Since w > 0 it factors out of the clipped surrogate, so it acts as a per-token loss weight and leaves
-the clip region unchanged.
+Since w ≥ 0 it factors out of the clipped surrogate, so it acts as a per-token loss weight and leaves
+the clip region unchanged (w = 0 only at the edges: `focal` at p_old = 1, `reshape` with c = 1 at
+p_old = 0).
 
 Deviation from verl 0.5 (the official code): `token_mean` here is the true mean over every response
 token of the mini-batch, also when the mini-batch is processed in micro-batches (the denominators are

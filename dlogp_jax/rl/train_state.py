@@ -39,7 +39,8 @@ def schedule(cfg: OptimizerConfig, updates_per_step: int = 1) -> optax.Schedule:
     """Linear warmup over `warmup_steps` *training steps*, then constant.
 
     verl steps its lr scheduler once per training step, however many mini-batch updates the step
-    makes; optax counts updates, hence the division.
+    makes; optax counts updates, hence the division. Deviation: training step k (0-based) uses
+    (k+1)/W·lr, reaching lr at step W−1; verl's HF scheduler gives k/W, i.e. a first step at lr 0.
     """
     warm = optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup_steps, 1))
     if cfg.warmup_steps == 0:

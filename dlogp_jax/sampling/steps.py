@@ -4,7 +4,7 @@ Legend: B sequences, V vocabulary (cut to `vocab_limit`), C faithful candidates 
 
 A step function `step_fn(logits_base, logits_rl, keys) -> StepOutput` is everything that differs
 between modes; the decode loop (`decode.py`) is shared. `keys` holds one PRNG key per sequence and
-step; each random role draws its own U[0, 1) number from `fold_in(key, role)`:
+step; each random role draws with its own key `fold_in(key, role)`:
 
   PROPOSE   the driver's draw: the base proposal ŷ (single/replace/extrapolate), or the token itself
             in exact `extrapolate_all`;
@@ -49,9 +49,14 @@ class StepOutput:
 StepFn = Callable[[jax.Array, jax.Array | None, jax.Array], StepOutput]
 
 
+def role_keys(keys: jax.Array, role: int) -> jax.Array:
+    """[B] keys `fold_in(key, role)` of one random role."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, role))(keys)
+
+
 def uniforms(keys: jax.Array, role: int) -> Float[Array, " B"]:
-    """[B] U[0, 1) numbers, one per key, from `fold_in(key, role)`."""
-    return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, role)))(keys)
+    """[B] U[0, 1) numbers, one per key, of one random role."""
+    return jax.vmap(jax.random.uniform)(role_keys(keys, role))
 
 
 def raw_logprobs(logits: Float[Array, "B V"], vocab_limit: int | None) -> Float[Array, "B V"]:
@@ -77,14 +82,14 @@ def _output(token, proposed, lb, lr, selected) -> StepOutput:
 
 
 def _single(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
-    token = spec.sampling.sample(lb, uniforms(keys, PROPOSE))
+    token = spec.sampling.sample(lb, role_keys(keys, PROPOSE))
     return _output(token, token, lb, lr, jnp.zeros(token.shape, bool))
 
 
 def _redraw_exact(spec: DecodeSpec, lb, lr, yhat, keys):
     """Token re-drawn from the mode's target distribution over the full vocabulary."""
     target = lr if spec.mode == "replace" else ex.extrapolated_logits(lb, lr, spec.gamma)
-    return spec.sampling.sample(target, uniforms(keys, REDRAW))
+    return spec.sampling.sample(target, role_keys(keys, REDRAW))
 
 
 def _redraw_faithful(spec: DecodeSpec, lb, lr, yhat, keys, view=None):
@@ -93,17 +98,17 @@ def _redraw_faithful(spec: DecodeSpec, lb, lr, yhat, keys, view=None):
         view = _view(spec, lb, lr, yhat, keys)
     w = (0.0, 1.0) if spec.mode == "replace" else (-spec.gamma, 1.0 + spec.gamma)
     scores = ex.faithful_mix_logits(view, *w)
-    return ex.take(view.keys_b, spec.sampling.sample(scores, uniforms(keys, REDRAW)))
+    return ex.take(view.keys_b, spec.sampling.sample(scores, role_keys(keys, REDRAW)))
 
 
 def _view(spec: DecodeSpec, lb, lr, yhat, keys) -> ex.TopKView:
-    rl_own = spec.sampling.sample(lr, uniforms(keys, RL_OWN))
+    rl_own = spec.sampling.sample(lr, role_keys(keys, RL_OWN))
     return ex.topk_view(lb, lr, yhat, rl_own, spec.faithful_top_k)
 
 
 def _selective(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
     """replace / extrapolate: keep ŷ unless the criterion fires, then re-draw."""
-    yhat = spec.sampling.sample(lb, uniforms(keys, PROPOSE))
+    yhat = spec.sampling.sample(lb, role_keys(keys, PROPOSE))
     u = uniforms(keys, CRITERION)
     view = None
     if spec.faithful and spec.criterion not in ("all", "none", "random"):
@@ -128,10 +133,10 @@ def _selective(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
 def _extrapolate_all(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
     selected = jnp.ones(lb.shape[:1], bool)
     if spec.faithful:  # the official code still needs ŷ: it defines the candidate set
-        yhat = spec.sampling.sample(lb, uniforms(keys, PROPOSE))
+        yhat = spec.sampling.sample(lb, role_keys(keys, PROPOSE))
         return _output(_redraw_faithful(spec, lb, lr, yhat, keys), yhat, lb, lr, selected)
     target = ex.extrapolated_logits(lb, lr, spec.gamma)
-    token = spec.sampling.sample(target, uniforms(keys, PROPOSE))
+    token = spec.sampling.sample(target, role_keys(keys, PROPOSE))
     return _output(token, token, lb, lr, selected)
 
 

@@ -9,13 +9,20 @@ the raw logits). `SamplingParams` is a tiny frozen dataclass (hashable, a static
 
 Implementation choices (same distribution as the usual sort-based code, cheaper on accelerators and
 on CPU, where sorting `[B, 151936]` costs more than the whole forward pass of a small model):
-  * top-p: Hugging Face's rule (sort ascending, drop the tokens whose ascending cumulative probability
-    is <= 1 - p, always keep the most likely token) is evaluated by bisection over the order-preserving
-    int32 image of the float logits: 32 masked sums find the exact cut with no sort. Tokens whose
-    logits are exactly equal at the cut are kept or dropped together (kept when HF would keep any of
-    them); HF and vLLM split such ties by sort order.
-  * drawing: inverse CDF with one uniform per row, in two levels (block sums, then the cumulative sum
-    inside the chosen block), instead of Gumbel-max, which needs V random numbers per row.
+  * the nucleus rule is Hugging Face's (sort ascending, drop the tokens whose ascending cumulative
+    probability is <= 1 - p, always keep the most likely token), written without a sort: token i is
+    kept iff the mass of tokens with logit <= logit_i exceeds 1 - p. Tokens whose logits are exactly
+    equal at the cut are kept or dropped together (kept when HF would keep any of them); HF and vLLM
+    split such ties by sort order.
+  * `top_p_keep` (the explicit mask, for `filter`/`log_probs`) finds the cut by bisection over the
+    order-preserving int32 image of the float logits: 32 masked sums, exact.
+  * `sample` with top-p draws by rejection instead (as FlashInfer's sorting-free samplers): draw from
+    the remaining candidates, accept if the draw is in the nucleus (one masked sum), else drop every
+    token at or below it and draw again. Rejections only remove non-nucleus tokens, so an accepted draw
+    has the nucleus distribution exactly; a few rounds suffice. Round r of a row uses
+    `fold_in(key, r)`, so a row's draw does not depend on the other rows.
+  * each draw is an inverse CDF with one uniform number, in two levels (block sums, then the cumulative
+    sum inside the chosen block), instead of Gumbel-max, which needs V random numbers per row.
 """
 
 from __future__ import annotations
@@ -105,6 +112,42 @@ def sample_from_weights(
     return (blk * c + idx).astype(jnp.int32)
 
 
+def _uniforms(keys: jax.Array, round_index) -> Float[Array, " B"]:
+    return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, round_index)))(keys)
+
+
+def sample_top_p(logits: Float[Array, "B V"], p: float, keys: jax.Array) -> Int[Array, " B"]:
+    """Draws from the top-p nucleus of softmax(logits) by rejection (see the module docstring).
+
+    Args:
+      logits: [B, V] processed logits (temperature and top-k applied; -inf never drawn).
+      p: the nucleus mass, in (0, 1).
+      keys: [B] PRNG keys; round r draws U[0, 1) from fold_in(key, r).
+    Returns:
+      [B] int32 indices, distributed as softmax(where(top_p_keep(logits, p), logits, -inf)).
+    """
+    w = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    cut = (1.0 - p) * jnp.sum(w, axis=-1)
+    b = logits.shape[0]
+
+    def draw(state):
+        r, floor, token, done = state
+        t = sample_from_weights(jnp.where(logits > floor[:, None], w, 0.0), _uniforms(keys, r))
+        x_t = jnp.take_along_axis(logits, t[:, None], axis=-1)  # [B, 1]
+        in_nucleus = jnp.sum(jnp.where(logits <= x_t, w, 0.0), axis=-1) > cut
+        token = jnp.where(done, token, t)
+        floor = jnp.where(done | in_nucleus, floor, x_t[:, 0])  # drop t and everything below it
+        return r + 1, floor, token, done | in_nucleus
+
+    init = (
+        jnp.zeros((), jnp.int32),
+        jnp.full((b,), -jnp.inf),
+        jnp.zeros((b,), jnp.int32),
+        jnp.zeros((b,), bool),
+    )
+    return jax.lax.while_loop(lambda s: ~jnp.all(s[3]), draw, init)[2]
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplingParams:
     """Temperature / top-p / top-k settings; temperature 0 means greedy.
@@ -146,17 +189,19 @@ class SamplingParams:
         """[B, V] fp32 log-probabilities of the sampling distribution (-inf where filtered)."""
         return jax.nn.log_softmax(self.filter(logits), axis=-1)
 
-    def sample(self, logits: Float[Array, "B V"], uniform: Float[Array, " B"]) -> Int[Array, " B"]:
-        """Draws one index per row.
+    def sample(self, logits: Float[Array, "B V"], keys: jax.Array) -> Int[Array, " B"]:
+        """Draws one index per row from softmax(filter(logits)).
 
         Args:
           logits: [B, V] unnormalised log-weights (log-probs or logits; -inf entries never drawn).
-          uniform: [B] U[0, 1) numbers; ignored when greedy.
+          keys: [B] PRNG keys, one per row; ignored when greedy.
         Returns:
           [B] int32 token indices.
         """
         if self.greedy:
             return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-        x = self.filter(logits)
-        weights = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
-        return sample_from_weights(weights, uniform)
+        x = top_k_filter(apply_temperature(logits, self.temperature), self.top_k)
+        if self.top_p >= 1.0:
+            weights = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
+            return sample_from_weights(weights, _uniforms(keys, 0))
+        return sample_top_p(x, self.top_p, keys)

@@ -63,3 +63,32 @@ def is_writer() -> bool:
 def fail(message: str) -> None:
     """Ends the program with one clear error line (no traceback) and exit status 1."""
     raise SystemExit(f"error: {message}")
+
+
+def run_app(run_fn, default_config: str, errors: tuple[type[Exception], ...]) -> None:
+    """Defines `--config` (an ml_collections config file) and runs `run_fn(config)` as an absl app.
+
+    The flag is defined here, at program start, not at import: several CLIs can then be imported in
+    one process (tests, notebooks). Expected user errors (`errors`) end with one line, no traceback.
+    """
+    from absl import app
+    from ml_collections import config_flags
+
+    config = config_flags.DEFINE_config_file("config", default_config, lock_config=True)
+
+    def main(argv):
+        if len(argv) > 1:
+            fail(f"unexpected arguments {argv[1:]}; settings go through --config.<field>=<value>.")
+        try:
+            run_fn(config.value)
+        except errors as e:
+            fail(str(e))
+
+    app.run(main)
+
+
+def default_config(name: str) -> str:
+    """Path of `configs/<name>.py` in the source tree (the default `--config`)."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parents[2] / "configs" / f"{name}.py")

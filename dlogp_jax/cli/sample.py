@@ -18,9 +18,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from absl import app, logging
+from absl import logging
 from jax.experimental import multihost_utils
-from ml_collections import config_flags
 from tqdm import tqdm
 
 from dlogp_jax import outputs, toy
@@ -35,9 +34,6 @@ from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.sampling import FINISH_REASONS, DecodeSpec, generate, left_pad
 from dlogp_jax.sharding import gather_to_host
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(Path(__file__).resolve().parents[2] / "configs" / "sample.py"), lock_config=True
-)
 SAMPLE_SETTINGS = (
     "base", "rl", "data", "mode", "criterion", "threshold", "gamma", "faithful", "faithful_top_k",
     "temperature", "top_p", "top_k", "max_new_tokens", "stop_tokens", "n", "seed",
@@ -241,16 +237,12 @@ def _append(path: Path, rows: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def main(argv):
-    del argv
-    try:
-        run(_CONFIG.value)
-    except (DataError, CheckpointError, UnsupportedModelError, ValueError) as e:
-        common.fail(str(e))
-
-
 def entry():
-    app.run(main)
+    common.run_app(
+        run,
+        common.default_config("sample"),
+        (DataError, CheckpointError, UnsupportedModelError, ValueError),
+    )
 
 
 if __name__ == "__main__":

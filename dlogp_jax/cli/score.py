@@ -15,9 +15,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from absl import app, logging
+from absl import logging
 from jax.experimental import multihost_utils
-from ml_collections import config_flags
 from tqdm import tqdm
 
 from dlogp_jax import outputs, toy
@@ -29,10 +28,6 @@ from dlogp_jax.data.rows import DataError, read_rows
 from dlogp_jax.model.config import UnsupportedModelError
 from dlogp_jax.model.hf_weights import CheckpointError
 from dlogp_jax.model.pair import load_pair
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(Path(__file__).resolve().parents[2] / "configs" / "score.py"), lock_config=True
-)
 
 
 def build_demo(out: Path) -> tuple[Path, Path, Path]:
@@ -122,16 +117,12 @@ def run(config) -> Path:
     return out
 
 
-def main(argv):
-    del argv
-    try:
-        run(_CONFIG.value)
-    except (DataError, CheckpointError, UnsupportedModelError, ValueError) as e:
-        common.fail(str(e))
-
-
 def entry():
-    app.run(main)
+    common.run_app(
+        run,
+        common.default_config("score"),
+        (DataError, CheckpointError, UnsupportedModelError, ValueError),
+    )
 
 
 if __name__ == "__main__":

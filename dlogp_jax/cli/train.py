@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-from absl import app, logging
-from ml_collections import config_flags
+from absl import logging
 
 from dlogp_jax import outputs, toy
 from dlogp_jax.cli import common
@@ -29,10 +28,6 @@ from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.rl.trainer import RunContext, TrainerConfig, stop_ids, train
 from dlogp_jax.sampling import DecodeSpec
 from dlogp_jax.sharding import tree_shardings
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(Path(__file__).resolve().parents[2] / "configs" / "dapo.py"), lock_config=True
-)
 
 
 def _policy(config, mesh):
@@ -125,16 +120,12 @@ def run(config):
     return train(ctx, params, trainer_cfg, rollout, loss, opt, log=logging.info)
 
 
-def main(argv):
-    del argv
-    try:
-        run(_CONFIG.value)
-    except (DataError, CheckpointError, UnsupportedModelError, NotEnoughGroups, ValueError) as e:
-        common.fail(str(e))
-
-
 def entry():
-    app.run(main)
+    common.run_app(
+        run,
+        common.default_config("dapo"),
+        (DataError, CheckpointError, UnsupportedModelError, NotEnoughGroups, ValueError),
+    )
 
 
 if __name__ == "__main__":

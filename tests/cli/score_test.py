@@ -137,3 +137,18 @@ def test_different_tokenizers_refused(tmp_path, pair_dirs):
     hf_weights.export_params(other, toy.transformer.init(jax.random.key(0), config), config, tok)
     with pytest.raises(hf_weights.CheckpointError, match="different tokenizers: sizes differ"):
         load_pair(base, other)
+
+
+def test_command_line_error_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlogp_jax.cli.score", f"--config.base={tmp_path}/nope",
+         "--config.data=x.jsonl"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: checkpoint directory") and "does not exist" in last
+    assert "Traceback" not in proc.stderr

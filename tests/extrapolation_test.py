@@ -35,7 +35,9 @@ def test_entropy_kl_extrapolation():
     gamma = 0.3
     target = pr ** (1 + gamma) / pb**gamma
     np.testing.assert_allclose(
-        np.exp(ex.extrapolated_logprobs(lb, lr, gamma)), target / target.sum(-1, keepdims=True), rtol=1e-4
+        np.exp(ex.extrapolated_logprobs(lb, lr, gamma)),
+        target / target.sum(-1, keepdims=True),
+        rtol=1e-4,
     )
     # γ = 0 is the RL model itself, bit for bit.
     np.testing.assert_array_equal(ex.extrapolated_logits(lb, lr, 0.0), lr)
@@ -68,7 +70,10 @@ def test_criteria_exact():
         else:
             np.testing.assert_array_equal(fires, np.asarray(score) >= tau)
     zeros = jnp.zeros(4)
-    assert ex.criterion_fires("all", zeros, 0.0).all() and not ex.criterion_fires("none", zeros, 0.0).any()
+    assert (
+        ex.criterion_fires("all", zeros, 0.0).all()
+        and not ex.criterion_fires("none", zeros, 0.0).any()
+    )
     with pytest.raises(ValueError, match="unknown criterion"):
         ex.criterion_score("entropy", lb, lr, yhat, u)
 
@@ -110,7 +115,11 @@ def official_step(lb, lr, yhat, rl_own, k, criterion, tau, weights, temperature,
         "kl_sym": lambda: 0.5 * (kl(R, B) + kl(B, R)),
         "random": lambda: u,
     }[criterion]()
-    enabled = score <= tau if criterion == "dlogp" else (u < tau if criterion == "random" else score >= tau)
+    enabled = (
+        score <= tau
+        if criterion == "dlogp"
+        else (u < tau if criterion == "random" else score >= tau)
+    )
     w_b, w_r = np.asarray(weights) / sum(weights)
     r_on_b = aligned(B, R)
     keys = list(B)
@@ -154,7 +163,14 @@ def test_faithful_matches_official_numpy(v, k):
     rows, yhat, rl_own = (np.asarray(c) for c in zip(*cases))
     for weights, temperature, top_p in [((0.0, 1.0), 1.0, 0.7), ((-0.3, 1.3), 0.8, 0.9)]:
         scores, probs, keys = jax_steps(
-            lb[rows], lr[rows], jnp.asarray(yhat), jnp.asarray(rl_own), k, weights, temperature, top_p
+            lb[rows],
+            lr[rows],
+            jnp.asarray(yhat),
+            jnp.asarray(rl_own),
+            k,
+            weights,
+            temperature,
+            top_p,
         )
         probs, keys = np.asarray(probs), np.asarray(keys)
         for i, (row, y, r) in enumerate(cases):

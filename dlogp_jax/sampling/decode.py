@@ -155,6 +155,7 @@ def make_logits_fn(models: Sequence[tuple]) -> LogitsFn:
 
 
 def _record(state: DecodeState, out, pad_id: int) -> dict:
+    """The [B, M] record arrays with column `step` written (padding for finished rows)."""
     live = ~state.done
     values = {
         "tokens": jnp.where(live, out.token, pad_id),
@@ -232,7 +233,16 @@ def _repeat_cache(cache: KVCache, n: int) -> KVCache:
 
 
 def init_state(logits, caches, prompt_mask, prompt_index, seed, spec: DecodeSpec) -> DecodeState:
-    """The loop state for B = P·n sequences from the prefill of P prompts (repeats everything n times)."""
+    """The loop state for B = P·n sequences from the prefill of P prompts (repeated n times each).
+
+    Args:
+      logits: per model, [P, V] fp32 logits after each prompt (from `prefill`).
+      caches: per model, the prefilled KVCache of the P prompts.
+      prompt_mask: [P, Tp] bool. prompt_index: [P] int32 global prompt ids.
+      seed: [] int32 seed. spec: n, max_new_tokens and pad_id are used.
+    Returns:
+      DecodeState with B = P·n rows, prompt-major (row i·n + j = prompt i, sample j).
+    """
     n, m = spec.n, spec.max_new_tokens
     p = prompt_mask.shape[0]
     b = p * n
@@ -257,7 +267,7 @@ def init_state(logits, caches, prompt_mask, prompt_index, seed, spec: DecodeSpec
 
 
 def finish(state: DecodeState) -> DecodeOutput:
-    """DecodeOutput from the final loop state (finish reasons, replacement rates)."""
+    """DecodeOutput ([B, M] records, [B] lengths, finish reasons, replacement rates) of the final state."""
     max_new = state.tokens.shape[1]
     reason = jnp.where(
         state.done,

@@ -36,10 +36,10 @@ PROPOSE, CRITERION, REDRAW, RL_OWN = 0, 1, 2, 3
 
 @flax.struct.dataclass
 class StepOutput:
+    """One step's choice and records, [B] each."""
+
     token: jax.Array  # [B] int32 emitted token
-    proposed: (
-        jax.Array
-    )  # [B] int32 the driver's draw before the criterion (= token where unselected)
+    proposed: jax.Array  # [B] int32 the driver's draw before the criterion (= token if unselected)
     logp_base: jax.Array  # [B] fp32 raw log π_B(token)
     logp_rl: jax.Array  # [B] fp32 raw log π_R(token); 0 in single mode without an RL model
     dlogp: jax.Array  # [B] fp32 Δlog p(proposed), raw full-vocabulary values

@@ -5,7 +5,7 @@ Legend: B rows (sequences), V candidates (vocabulary, or a candidate subset in f
 Order of operations as in Hugging Face `generate` and vLLM: divide by the temperature, keep the top-k
 logits, then keep the top-p nucleus of what is left, then draw. Temperature 0 is greedy (argmax of
 the raw logits). `SamplingParams` is a tiny frozen dataclass (hashable, a static jit argument) whose
-`sample` turns logits and one uniform number per row into token ids.
+`sample` turns logits and one PRNG key per row into token ids.
 
 Implementation choices (same distribution as the usual sort-based code, cheaper on accelerators and
 on CPU, where sorting `[B, 151936]` costs more than the whole forward pass of a small model):
@@ -19,8 +19,9 @@ on CPU, where sorting `[B, 151936]` costs more than the whole forward pass of a 
   * `sample` with top-p draws by rejection instead (as FlashInfer's sorting-free samplers): draw from
     the remaining candidates, accept if the draw is in the nucleus (one masked sum), else drop every
     token at or below it and draw again. Rejections only remove non-nucleus tokens, so an accepted draw
-    has the nucleus distribution exactly; a few rounds suffice. Round r of a row uses
-    `fold_in(key, r)`, so a row's draw does not depend on the other rows.
+    has the nucleus distribution exactly; a few rounds suffice (rows still rejected after 32 rounds,
+    or with NaN logits, draw once from the bisection mask). Round r of a row uses `fold_in(key, r)`,
+    so a row's draw does not depend on the other rows.
   * each draw is an inverse CDF with one uniform number, in two levels (block sums, then the cumulative
     sum inside the chosen block), instead of Gumbel-max, which needs V random numbers per row.
 """
@@ -35,6 +36,7 @@ import jax.numpy as jnp
 from dlogp_jax.types import Array, Float, Int
 
 _BLOCK = 256  # inverse-CDF block width
+_MAX_ROUNDS = 32  # rejection rounds before the exact (bisection) fallback
 
 
 def apply_temperature(logits: Float[Array, "B V"], temperature: float) -> Float[Array, "B V"]:
@@ -107,8 +109,11 @@ def sample_from_weights(
     before = jnp.take_along_axis(block_cum - block_mass, blk[:, None], axis=1)[:, 0]
     local = jnp.cumsum(inner, axis=-1)
     iota_c = jnp.arange(c)
+    # rounding can put the target just outside the chosen block: stay on its positive entries
+    first_pos = jnp.min(jnp.where(inner > 0, iota_c, c - 1), axis=-1)
     last_pos = jnp.max(jnp.where(inner > 0, iota_c, 0), axis=-1)
-    idx = jnp.minimum(jnp.sum(local <= (target - before)[:, None], axis=-1), last_pos)
+    idx = jnp.sum(local <= (target - before)[:, None], axis=-1)
+    idx = jnp.clip(idx, first_pos, last_pos)
     return (blk * c + idx).astype(jnp.int32)
 
 
@@ -145,7 +150,15 @@ def sample_top_p(logits: Float[Array, "B V"], p: float, keys: jax.Array) -> Int[
         jnp.zeros((b,), jnp.int32),
         jnp.zeros((b,), bool),
     )
-    return jax.lax.while_loop(lambda s: ~jnp.all(s[3]), draw, init)[2]
+    _, _, token, done = jax.lax.while_loop(
+        lambda s: ~jnp.all(s[3]) & (s[0] < _MAX_ROUNDS), draw, init
+    )
+
+    def exact():  # rows still rejected (or NaN logits): one draw from the explicit nucleus mask
+        nucleus = jnp.where(top_p_keep(logits, p), w, 0.0)
+        return jnp.where(done, token, sample_from_weights(nucleus, _uniforms(keys, _MAX_ROUNDS)))
+
+    return jax.lax.cond(jnp.all(done), lambda: token, exact)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 and a no-cache reference forward."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import numpy as np
 
 from dlogp_jax import toy
 from dlogp_jax.model import transformer
+from dlogp_jax.sampling import left_pad
 
 VOCAB = 99  # the "tokenizer" length; the RL model has 7 extra embedding rows
 PAD_ROWS = 7
@@ -34,16 +36,28 @@ def build_pair() -> Pair:
     return Pair(config, base, config.replace(vocab_size=VOCAB + PAD_ROWS), rl)
 
 
-def prompts():
-    """Three prompts of different lengths, left-padded to 6: (tokens [3, 6], mask [3, 6])."""
-    from dlogp_jax.sampling import left_pad
-
-    return left_pad([[5, 17, 42], [3, 9, 11, 60, 2, 8], [70]], pad_id=0)
+PROMPTS = ([5, 17, 42], [3, 9, 11, 60, 2, 8], [70])
 
 
-def full_logprobs(params, config, seq, vocab=VOCAB) -> np.ndarray:
-    """Next-token raw log-probs [V] after the unpadded sequence `seq`, no cache (reference)."""
-    tokens = jnp.asarray([seq], jnp.int32)
-    positions = jnp.arange(len(seq))[None]
-    logits, _ = transformer.apply(params, tokens, positions, config=config)
-    return np.asarray(jax.nn.log_softmax(logits[0, -1, :vocab].astype(jnp.float32)))
+def prompts(rows=PROMPTS):
+    """Left-padded prompts: (tokens [P, Tp], mask [P, Tp]) NumPy arrays."""
+    return left_pad(list(rows), pad_id=0)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _last_logprobs(params, tokens, lengths, *, config):
+    logits, _ = transformer.apply(
+        params, tokens, jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape), config=config
+    )
+    last = jnp.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0, :VOCAB]
+    return jax.nn.log_softmax(last.astype(jnp.float32), axis=-1)
+
+
+def full_logprobs(params, config, seqs, width=32) -> np.ndarray:
+    """Reference: next-token raw log-probs [len(seqs), VOCAB] after each unpadded sequence, from a
+    no-cache forward pass (right-padded to `width`; causal attention ignores the padding)."""
+    tokens = np.zeros((len(seqs), width), np.int32)
+    for i, s in enumerate(seqs):
+        tokens[i, : len(s)] = s
+    lengths = np.asarray([len(s) for s in seqs], np.int32)
+    return np.asarray(_last_logprobs(params, tokens, lengths, config=config))

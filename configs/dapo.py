@@ -2,7 +2,7 @@
 
   dlogp-train --config=configs/dapo.py:tiny                 # CPU, ~1 minute, nothing to download
   dlogp-train --config=configs/dapo.py:qwen2p5_math_7b --config.init_from=/ckpt/Qwen2.5-Math-7B \
-      --config.data=/data/dapo-math-17k.parquet --config.workdir=gs://bucket/runs/q7b
+      --config.data=/data/dapo-math-17k.parquet --config.workdir=/gcs/bucket/runs/q7b
   dlogp-train --config=configs/dapo.py:qwen3_8b_base ...
 
 Presets follow PAPER.md §5-6 (verl's DAPO recipe): lr 1e-6, 10 warmup steps, wd 0.1, clip 1.0,
@@ -26,7 +26,8 @@ def get_config(arg=None):
     c.chat_template = True
     c.prompt_format = "{content}"  # applied to the last user message
     c.max_prompt_len = 2048
-    c.dtype = "float32"
+    c.dtype = "float32"  # compute dtype ("bfloat16" on accelerators)
+    c.param_dtype = "float32"  # master weights and AdamW state (keep fp32: lr 1e-6 steps)
     c.mesh = "fsdp:-1"
     c.reference = (
         False  # keep the initial policy to log Δlog p vs init (and k3 KL when kl_coef > 0)

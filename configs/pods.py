@@ -34,7 +34,7 @@ scaled linearly to full depth (an upper-leaning estimate: no TPU-specific memory
       MLP activations, 4 x b x Lq x 18944/4 x 2 B                                          0.8
       update total                                                          paper 17.5, XLA 31.8
     old-policy pass per micro-batch (16 seqs)                                         XLA   2.8
-    old-policy pass over the whole 8192-sequence batch (dlogp-train today)            XLA 818
+    old-policy pass over the whole 8192-sequence batch (before the fix)                XLA 818
     rollout round, 64 prompts x 16 = 1024 seqs -> 128 per chip (8-way fsdp):
       KV cache, 128 x 10240 slots x 28 layers x 1 kv head x 128 x 2 (k, v) x 2 B    paper  18.8
       rollout total (state + decode program)                                paper 22.6, XLA 59.7
@@ -65,10 +65,9 @@ order either way, but a step then runs many sequential decode loops of up to Lq 
 not memory, bound these runs (docs/operators.md, "Known limits"). The 32B sampling preset uses a
 v5p-64 because at n = 32 x 20000 tokens a v5p-32 (16 seqs per chip) needs ~96 GB per chip.
 
-Two settings need trainer support that dlogp-train does not have yet (docs/operators.md, "Known
-limits"): `param_dtype` (fp32 master weights under bf16 compute: with bf16 weights, AdamW steps of
-lr 1e-6 round away), and the old-policy / reference log-prob pass must run per micro-batch (the
-whole-batch pass above needs 818 / 1101 GB per chip).
+dlogp-train keeps `param_dtype` (fp32) master weights under bf16 compute (with bf16 weights, AdamW
+steps of lr 1e-6 round away), and runs the old-policy / reference log-prob passes per micro-batch
+(a whole-batch pass would need the 818 / 1101 GB per chip above).
 """
 
 import importlib.util
@@ -109,7 +108,7 @@ def _sibling(name: str):
 def _dapo_common(c, preset: dict) -> None:
     c.mesh = preset["mesh"]
     c.dtype = "bfloat16"  # compute (activations, KV cache)
-    c.param_dtype = "float32"  # master weights + AdamW state (read by dlogp-train: see docstring)
+    c.param_dtype = "float32"  # master weights + AdamW state
     c.reference = False  # no KL, no Δlog p-vs-init metrics: saves a frozen copy of the weights
     c.total_steps = 250  # the paper's curves stop at about 250 steps
     c.trainer.update(save_every=10, keep_checkpoints=3, export_every=50, grader_workers=16,

@@ -4,8 +4,9 @@ Resume precedence (big_vision style), applied by the trainer:
   1. the newest checkpoint in the run's own work directory (a restarted or preempted run);
   2. otherwise `init_from` (an HF checkpoint directory) as step 0;
   3. otherwise random init (tiny/debug presets only).
-Paths may be local or remote (`gs://...`): they are passed to orbax untouched, never through
-`os.path` calls that assume a local filesystem. Saves are asynchronous; `wait()` blocks until the
+This module passes URL paths (`gs://...`) to orbax untouched; the CLIs, which also write metrics and
+exports with local file APIs, take local paths (Cloud Storage through a FUSE mount, see
+docs/operators.md). Saves are asynchronous; `wait()` blocks until the
 last one is durable (done before exiting and on SIGTERM).
 """
 

@@ -92,3 +92,15 @@ def default_config(name: str) -> str:
     from pathlib import Path
 
     return str(Path(__file__).resolve().parents[2] / "configs" / f"{name}.py")
+
+
+def local_path(path: str, field: str) -> str:
+    """Refuses URL paths (`gs://...`) for outputs/inputs that are read and written with local file
+    APIs; Cloud Storage works through a FUSE mount (see docs/operators.md)."""
+    if "://" in str(path):
+        fail(
+            f"{field}={path!r}: URL paths are not supported here; mount the bucket with Cloud "
+            "Storage FUSE (e.g. gcsfuse BUCKET /gcs/BUCKET, or launch/tpu_pod.sh --bucket) and pass "
+            "/gcs/BUCKET/... instead."
+        )
+    return path

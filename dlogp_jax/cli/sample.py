@@ -163,7 +163,7 @@ def check_run_file(out: Path, settings: dict) -> None:
 def run(config) -> Path:
     """Decodes every prompt of `config.data` `config.n` times and writes the outputs."""
     mesh = common.init_runtime(config)
-    out = Path(config.out)
+    out = Path(common.local_path(config.out, "out"))
     base, rl, data = config.base, config.rl, config.data
     if config.demo:
         base, rl, data = build_demo(out)

@@ -82,7 +82,7 @@ def token_table(results, tokenizer) -> dict[str, np.ndarray]:
 def run(config) -> Path:
     """Scores `config.data` under `config.base` (and `config.rl`) and writes the outputs."""
     mesh = common.init_runtime(config)
-    out = Path(config.out)
+    out = Path(common.local_path(config.out, "out"))
     base, rl, data = config.base, config.rl, config.data
     if config.demo:
         base, rl, data = build_demo(out)

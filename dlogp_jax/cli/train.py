@@ -31,17 +31,21 @@ from dlogp_jax.sharding import tree_shardings
 
 
 def _policy(config, mesh):
-    """(model config, params, tokenizer): from `init_from`, or a random tiny model."""
+    """(model config, params, tokenizer): from `init_from`, or a random tiny model.
+
+    Params (and so AdamW's master weights) are kept in `param_dtype` (fp32 by default) while the
+    forward pass computes in `dtype`: a bf16 master copy would round lr-1e-6 updates away.
+    """
     if config.init_from:
         tokenizer = load_tokenizer(config.init_from)
         model = hf_weights.read_config(config.init_from, dtype=config.dtype)
         _, params = hf_weights.load_params(
-            config.init_from, model, mesh=mesh, dtype=DTYPES[config.dtype]
+            config.init_from, model, mesh=mesh, dtype=DTYPES[config.param_dtype]
         )
         return model, params, tokenizer
     tokenizer = toy.build_tokenizer()
     model = toy.tiny_config(len(tokenizer), dtype=config.dtype)
-    init = lambda k: transformer.init(k, model, std=0.3)
+    init = lambda k: transformer.init(k, model, dtype=DTYPES[config.param_dtype], std=0.3)
     key = jax.random.key(config.trainer.seed)
     shardings = tree_shardings(mesh, transformer.param_axes(model), jax.eval_shape(init, key))
     return model, jax.jit(init, out_shardings=shardings)(key), tokenizer
@@ -95,7 +99,7 @@ def run(config):
     """Builds everything from the config and trains; returns the final TrainState."""
     mesh = common.init_runtime(config)
     trainer_cfg, rollout, loss, opt = settings(config)
-    workdir = Path(config.workdir)
+    workdir = Path(common.local_path(config.workdir, "workdir"))
     model, params, tokenizer = _policy(config, mesh)
     prompts = _prompts(config, tokenizer)
     longest = max(len(p.ids) for p in prompts)

@@ -84,7 +84,9 @@ def attention(
     nb = (t + pad) // q_block
     qb = qp.reshape(b, nb, q_block, n, h).swapaxes(0, 1)
     mb = mp.reshape(b, nb, q_block, -1).swapaxes(0, 1)
-    out = jax.lax.map(lambda a: _attention_block(a[0], k, v, a[1]), (qb, mb))
+    # Checkpointed: the backward pass recomputes each block's probabilities instead of storing all.
+    block = jax.checkpoint(lambda q_, m_: _attention_block(q_, k, v, m_))
+    out = jax.lax.map(lambda a: block(a[0], a[1]), (qb, mb))
     return out.swapaxes(0, 1).reshape(b, t + pad, n, h)[:, :t]
 
 

@@ -7,9 +7,9 @@ with non-constant accuracy have been collected; groups beyond `train_prompts` ar
 Accuracy is `reward > 0` before overlong shaping. Rewards are chosen per `data_source`
 (`rewards_by_source`, e.g. math_dapo -> dapo_answer), else `default_reward`.
 
-Multi-host: each process samples its own prompt shard; the global arrays are assembled with
-`host_local_array_to_global_array`, and every process gathers all results, so the training batch is
-built identically everywhere.
+Multi-host: each process draws its own slice of every global prompt batch; the rows of all processes
+are gathered and placed as one global array, and every process gathers all results, so the training
+batch is built identically everywhere.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import dataclasses
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import PartitionSpec as P
 
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.rl.advantages import keep_groups, overlong_penalty
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.sampling import DecodeSpec, generate, left_pad
-from dlogp_jax.sharding import gather_to_host
+from dlogp_jax.sharding import gather_to_host, named_sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,21 +76,31 @@ class Groups:
 
 
 def _global(x: np.ndarray, mesh):
-    if jax.process_count() == 1:
-        return x
-    return multihost_utils.host_local_array_to_global_array(x, mesh, P(("data", "fsdp")))
+    """The global array of every process's rows (process-major), placed batch-sharded.
+
+    Each process contributes its own prompts; all processes first gather every row, then place
+    them with `make_array_from_callback`, which is valid whatever devices a batch shard spans
+    (`host_local_array_to_global_array` is not, when a row's devices cross hosts).
+    """
+    if jax.process_count() > 1:
+        x = np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    sharding = named_sharding(mesh, ("act_batch",) + (None,) * (x.ndim - 1), x.shape)
+    return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
 
 
 def generate_round(params, config: ModelConfig, prompts, idx, spec: DecodeSpec, seed, tp, mesh):
-    """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays."""
+    """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays.
+
+    Returns:
+      (all processes' prompt indices [G], prompt tokens [G, Tp], prompt mask [G, Tp],
+      responses [G*n, M], lengths [G*n]) as NumPy, identical on every process.
+    """
     tokens, mask = left_pad([prompts[i].ids for i in idx], spec.pad_id, buckets=(tp,))
     args = [_global(a, mesh) for a in (tokens, mask, np.asarray(idx, np.int32))]
     with jax.set_mesh(mesh):
         out = generate(params, *args, spec=spec, config_base=config, seed=seed)
     out = gather_to_host({"tokens": out.tokens, "length": out.length})
-    all_idx, all_tokens, all_mask = gather_to_host(
-        tuple(_global(a, mesh) for a in (np.asarray(idx), tokens, mask))
-    )
+    all_tokens, all_mask, all_idx = gather_to_host(tuple(args))
     return all_idx, all_tokens, all_mask, out["tokens"], out["length"]
 
 

@@ -199,24 +199,17 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
                             seeds, ctx.prompt_len, ctx.tokenizer, grader, ctx.mesh)  # fmt: skip
     t1 = time.perf_counter()
     host = batch_arrays(groups, rollout.n, spec.pad_id)
-    batch = _device(host, ctx.mesh)
+    chunks = cfg.mini_batches * cfg.micro_batches  # old/ref passes run at micro-batch size
     with jax.set_mesh(ctx.mesh):
-        logp_old, entropy = train_step.forward_logprobs(
-            state.params, batch["tokens"], batch["mask"], step_cfg
-        )
-        p_old = np.exp(gather_to_host(logp_old))
+        logp_old, entropy = _forward_in_chunks(state.params, host, chunks, step_cfg, ctx.mesh)
         weights = dapo_loss.token_weights(
-            step_cfg.loss.weight_method, p_old, step_cfg.loss.weight_c
+            step_cfg.loss.weight_method, np.exp(logp_old), step_cfg.loss.weight_c
         )
-        host["weights"], host["logp_old"] = (
-            np.asarray(weights, np.float32),
-            gather_to_host(logp_old),
-        )
+        host["weights"], host["logp_old"] = np.asarray(weights, np.float32), logp_old
         if ctx.ref_params is not None:
-            logp_ref, _ = train_step.forward_logprobs(
-                ctx.ref_params, batch["tokens"], batch["mask"], step_cfg
+            host["logp_ref"], _ = _forward_in_chunks(
+                ctx.ref_params, host, chunks, step_cfg, ctx.mesh
             )
-            host["logp_ref"] = gather_to_host(logp_ref)
         t2 = time.perf_counter()
         b = host["tokens"].shape[0]
         per = b // cfg.mini_batches
@@ -233,7 +226,7 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
     metrics.update(
         groups_kept_fraction=stats["groups_kept"] / max(stats["groups_generated"], 1),
         response_length_mean=float(groups.lengths.mean()), response_length_max=int(groups.lengths.max()),
-        entropy=float((gather_to_host(entropy) * mask).sum() / max(mask.sum(), 1)),
+        entropy=float((entropy * mask).sum() / max(mask.sum(), 1)),
         weight_mean=float((host["weights"] * mask).sum() / max(mask.sum(), 1)),
         batch_accuracy=float(groups.accuracy.mean()),
         time_rollout=t1 - t0, time_old_logp=t2 - t1, time_update=t3 - t2,
@@ -242,6 +235,24 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
     if "logp_ref" in host:
         metrics.update(_masked_stats(host["logp_old"] - host["logp_ref"], mask, "dlogp_vs_init"))
     return state, metrics
+
+
+def _forward_in_chunks(params, host: dict, chunks: int, step_cfg, mesh):
+    """Response log-probs and entropies [B, M] (host), computed `chunks` rows-blocks at a time.
+
+    A whole step batch at once (e.g. 8192 sequences of 10k tokens) would need terabytes of
+    activations; micro-batch-sized passes need what one update's forward needs.
+    """
+    per = host["tokens"].shape[0] // chunks
+    outs = []
+    for i in range(chunks):
+        part = _device({k: host[k][i * per : (i + 1) * per] for k in ("tokens", "mask")}, mesh)
+        outs.append(
+            gather_to_host(
+                train_step.forward_logprobs(params, part["tokens"], part["mask"], step_cfg)
+            )
+        )
+    return tuple(np.concatenate([o[j] for o in outs]) for j in range(2))
 
 
 def _log_eval(path: Path, writer, ctx, step: int, metrics: dict) -> None:

@@ -124,6 +124,7 @@ class TraceSampler:
         self.pad_id = tokenizer.pad_token_id or 0
 
     def solutions(self, idx: np.ndarray) -> list[str]:
+        """Solution texts of rows idx [B], each slipped with probability slip_prob."""
         out = []
         for i in idx:
             chain = self.chains[i]
@@ -196,7 +197,7 @@ def train_sft(
     seed: int = 0,
     log_fn: LogFn | None = None,
     *,
-    slip_prob: float = 0.3,
+    slip_prob: float = 0.6,
     max_value: int = 99,
     optimizer: OptimizerSettings = OptimizerSettings(),
     log_every: int = 50,
@@ -211,8 +212,8 @@ def train_sft(
       steps, batch_size, lr: optimisation budget (B = batch_size sequences per step) and peak lr.
       seed: init and data seed.
       log_fn: called as log_fn(step, metrics) every `log_every` steps and at the end, with host
-        floats: loss (train NLL per response token), grad_norm, update_norm, param_norm,
-        steps_per_s.
+        floats: loss (train NLL per response token, averaged over the steps since the last log),
+        grad_norm, update_norm, param_norm (of the last step), steps_per_s.
       slip_prob: probability that a drawn trace carries one arithmetic slip.
       max_value: the task's max_value (slipped chains stay in [0, max_value]).
       optimizer: AdamW/schedule settings.
@@ -229,15 +230,17 @@ def train_sft(
         functools.partial(train_step, optimizer=tx, config=config, vocab_limit=len(tokenizer)),
         donate_argnums=0,
     )
-    t0, last = time.perf_counter(), 0
+    t0, last, loss_sum = time.perf_counter(), 0, 0.0
     for step in range(1, steps + 1):
         # Dispatch is asynchronous: the next batch is built on the host while this step runs.
         state, metrics = step_fn(state, sampler.batch(batch_size))
+        loss_sum = loss_sum + metrics["loss"]  # stays on device until logged
         if log_fn is not None and (step % log_every == 0 or step == steps):
             host = {k: float(v) for k, v in jax.device_get(metrics).items()}
             now = time.perf_counter()
+            host["loss"] = float(loss_sum) / (step - last)
             host["steps_per_s"] = (step - last) / max(now - t0, 1e-9)
-            t0, last = now, step
+            t0, last, loss_sum = now, step, 0.0
             log_fn(step, host)
     return jax.block_until_ready(state.params)
 
@@ -258,13 +261,15 @@ def sample_responses(
     """n sampled responses per problem (special tokens removed), with the library's sampler.
 
     Prompts are processed `prompt_batch` at a time at one padded shape (the last batch is filled with
-    repeats), so the decoder compiles once. Sample j of problem i uses stream (seed, i, j).
+    repeats), so the decoder compiles once. Sample j of problem i uses stream (seed, i, j): results
+    do not depend on prompt_batch.
 
     Returns:
       [len(problems)][n] response texts.
     """
     ids = prompt_ids(tokenizer, problems)
-    width = _round_up(max(map(len, ids)), 8)
+    width = _round_up(max(map(len, ids)), 32)  # coarse buckets: splits share one compilation
+    prompt_batch = min(prompt_batch, len(ids))
     end, eot = (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>"))
     spec = DecodeSpec(
         mode="single", temperature=temperature, max_new_tokens=max_new_tokens,

@@ -49,7 +49,7 @@ class Difficulty:
     min_steps: int = 2
     max_steps: int = 4
     max_value: int = 99
-    max_operand: int = 20
+    max_operand: int = 9
     max_factor: int = 3
     operators: tuple[str, ...] = OPERATORS
 
@@ -153,17 +153,18 @@ def _operand(value: int, op: str, d: Difficulty, rng: np.random.Generator) -> in
 def random_chain(rng: np.random.Generator, difficulty: Difficulty = Difficulty()) -> Chain:
     """A random problem whose correct chain stays in [0, max_value]."""
     d = difficulty
-    value = int(rng.integers(1, d.max_value + 1))
-    start, ops = value, []
-    for _ in range(int(rng.integers(d.min_steps, d.max_steps + 1))):
-        choices = _feasible(value, d)
-        if not choices:  # e.g. only "*" and the value is too large: restart
-            return random_chain(rng, d)
-        op = choices[int(rng.integers(len(choices)))]
-        n = _operand(value, op, d, rng)
-        ops.append((op, n))
-        value = apply_op(value, op, n)
-    return Chain(start, tuple(ops))
+    while True:  # a draw can dead-end (e.g. only "*" and a large value): draw again
+        value = int(rng.integers(1, d.max_value + 1))
+        start, ops = value, []
+        for _ in range(int(rng.integers(d.min_steps, d.max_steps + 1))):
+            choices = _feasible(value, d)
+            if not choices:
+                break
+            op = choices[int(rng.integers(len(choices)))]
+            ops.append((op, _operand(value, op, d, rng)))
+            value = apply_op(value, *ops[-1])
+        else:
+            return Chain(start, tuple(ops))
 
 
 def random_slip(
@@ -219,14 +220,19 @@ def generate_splits(
 
 
 def _to_parquet(rows: list[dict[str, Any]], path: Path) -> None:
-    from datasets import Dataset
+    import datasets
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    quiet = datasets.is_progress_bar_enabled()  # no progress bar for a one-batch write
     try:
-        Dataset.from_list(rows).to_parquet(tmp)
+        if quiet:
+            datasets.disable_progress_bars()
+        datasets.Dataset.from_list(rows).to_parquet(tmp)
         os.replace(tmp, path)
     finally:
+        if quiet:
+            datasets.enable_progress_bars()
         if os.path.exists(tmp):
             os.unlink(tmp)
 

@@ -108,9 +108,8 @@ def run(config):
     )
     ref = jax.tree.map(lambda x: x.copy(), params) if config.reference or loss.kl_coef else None
 
-    def export(path, p):
-        if common.is_writer():
-            hf_weights.export_params(path, p, model, tokenizer=tokenizer)
+    def export(path, p):  # every process gathers; process 0 writes
+        hf_weights.export_params(path, p, model, tokenizer=tokenizer, write=common.is_writer())
 
     if common.is_writer():
         outputs.write_json(workdir / "config.json", config.to_dict())

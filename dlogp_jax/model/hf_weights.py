@@ -28,7 +28,7 @@ from safetensors.numpy import save_file
 
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.transformer import ParamInfo, param_table
-from dlogp_jax.sharding import named_sharding
+from dlogp_jax.sharding import gather_to_host, named_sharding
 
 SUPPORTED_DTYPES = {"F32": np.float32, "BF16": ml_dtypes.bfloat16, "F16": np.float16}
 
@@ -241,6 +241,7 @@ def export_params(
     tokenizer=None,
     dtype=None,
     max_shard_bytes: int = 4 << 30,
+    write: bool = True,
 ) -> Path:
     """Writes params as an HF checkpoint directory that `transformers` loads unchanged.
 
@@ -251,22 +252,26 @@ def export_params(
       tokenizer: a transformers tokenizer to save beside the weights (optional).
       dtype: tensor dtype to write (np.float32, ml_dtypes.bfloat16); default: as stored.
       max_shard_bytes: size above which weights are split into shards with an index.
+      write: False on the non-writing processes of a multi-host run. Every process must call this
+        function (gathering sharded leaves is a collective); only `write=True` writes files.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tensors: dict[str, np.ndarray] = {}
     flat = {k: v for k, v in params.items() if k != "layers"}
     flat.update({f"layers/{k}": v for k, v in params["layers"].items()})
     for key, value in flat.items():
         template, (_, to_hf) = NAME_MAP[key]
-        host = np.asarray(jax.device_get(value))
+        host = gather_to_host(value)  # collective across processes for multi-host arrays
         host = host.astype(dtype or host.dtype)
         if "{}" in template:
             for i in range(config.num_layers):
                 tensors[template.format(i)] = np.ascontiguousarray(to_hf(host[i], config))
         else:
             tensors[template] = np.ascontiguousarray(to_hf(host, config))
+    if not write:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     _write_safetensors(tmp, tensors, max_shard_bytes)
     torch_dtype = {"bfloat16": "bfloat16", "float16": "float16"}.get(
         np.dtype(next(iter(tensors.values())).dtype).name, "float32"

@@ -150,9 +150,18 @@ def tree_shardings(mesh: Mesh, axes_tree, shapes_tree):
 
 
 def gather_to_host(tree):
-    """Every leaf as a full NumPy array on every process (allgather across hosts when multi-host)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+    """Every leaf as a full NumPy array.
 
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
+    Arrays spanning devices of other processes are all-gathered (a collective: every process must
+    call this with the same global arrays); process-local arrays are simply copied, so a single
+    process may call this alone (e.g. process 0 exporting a model it built itself).
+    """
+
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(get, tree)

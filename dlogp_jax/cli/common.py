@@ -65,16 +65,24 @@ def fail(message: str) -> None:
     raise SystemExit(f"error: {message}")
 
 
-def run_app(run_fn, default_config: str, errors: tuple[type[Exception], ...]) -> None:
-    """Defines `--config` (an ml_collections config file) and runs `run_fn(config)` as an absl app.
+def run_app(run_fn, config_name: str, extra_errors: tuple[type[Exception], ...] = ()) -> None:
+    """Defines `--config` (default `configs/<config_name>.py`) and runs `run_fn(config)` as an app.
 
     The flag is defined here, at program start, not at import: several CLIs can then be imported in
-    one process (tests, notebooks). Expected user errors (`errors`) end with one line, no traceback.
+    one process (tests, notebooks). User errors (bad files, rows, checkpoints, settings, and
+    `extra_errors`) end with one line, no traceback.
     """
     from absl import app
     from ml_collections import config_flags
 
-    config = config_flags.DEFINE_config_file("config", default_config, lock_config=True)
+    from dlogp_jax.data.rows import DataError
+    from dlogp_jax.model.config import UnsupportedModelError
+    from dlogp_jax.model.hf_weights import CheckpointError
+
+    errors = (DataError, CheckpointError, UnsupportedModelError, ValueError, *extra_errors)
+    config = config_flags.DEFINE_config_file(
+        "config", default_config(config_name), lock_config=True
+    )
 
     def main(argv):
         if len(argv) > 1:

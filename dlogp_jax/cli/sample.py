@@ -27,8 +27,6 @@ from dlogp_jax.analysis.sample_summary import summarize_samples
 from dlogp_jax.cli import common
 from dlogp_jax.data.prompts import render_prompt
 from dlogp_jax.data.rows import DataError, get_text, read_rows, where
-from dlogp_jax.model.config import UnsupportedModelError
-from dlogp_jax.model.hf_weights import CheckpointError
 from dlogp_jax.model.pair import load_pair
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.sampling import FINISH_REASONS, DecodeSpec, generate, left_pad
@@ -238,11 +236,7 @@ def _append(path: Path, rows: list[dict]) -> None:
 
 
 def entry():
-    common.run_app(
-        run,
-        common.default_config("sample"),
-        (DataError, CheckpointError, UnsupportedModelError, ValueError),
-    )
+    common.run_app(run, "sample")
 
 
 if __name__ == "__main__":

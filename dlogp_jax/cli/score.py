@@ -24,9 +24,7 @@ from dlogp_jax.analysis import metrics, plots
 from dlogp_jax.analysis.scoring import BatchSettings, score_examples
 from dlogp_jax.cli import common
 from dlogp_jax.data.prompts import encode_rows
-from dlogp_jax.data.rows import DataError, read_rows
-from dlogp_jax.model.config import UnsupportedModelError
-from dlogp_jax.model.hf_weights import CheckpointError
+from dlogp_jax.data.rows import read_rows
 from dlogp_jax.model.pair import load_pair
 
 
@@ -118,11 +116,7 @@ def run(config) -> Path:
 
 
 def entry():
-    common.run_app(
-        run,
-        common.default_config("score"),
-        (DataError, CheckpointError, UnsupportedModelError, ValueError),
-    )
+    common.run_app(run, "score")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,8 @@ from absl import logging
 
 from dlogp_jax import outputs, toy
 from dlogp_jax.cli import common
-from dlogp_jax.data.rows import DataError
 from dlogp_jax.data.sources import load_table, prepare_prompts
 from dlogp_jax.model import hf_weights, transformer
-from dlogp_jax.model.config import UnsupportedModelError
-from dlogp_jax.model.hf_weights import CheckpointError
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.rl.dapo_loss import LossConfig
@@ -124,11 +121,7 @@ def run(config):
 
 
 def entry():
-    common.run_app(
-        run,
-        common.default_config("dapo"),
-        (DataError, CheckpointError, UnsupportedModelError, NotEnoughGroups, ValueError),
-    )
+    common.run_app(run, "dapo", (NotEnoughGroups,))
 
 
 if __name__ == "__main__":

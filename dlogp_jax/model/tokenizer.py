@@ -11,10 +11,19 @@ from pathlib import Path
 
 from dlogp_jax.model.hf_weights import CheckpointError
 
+_PROBE = "Hello world 12+7=19.\n  Answer: \\boxed{x}\tend"
+
 
 def load_tokenizer(path: str | Path):
-    """`AutoTokenizer` from a local checkpoint directory (never the hub)."""
-    from transformers import AutoTokenizer
+    """The checkpoint's tokenizer from a local directory (never the hub).
+
+    `AutoTokenizer` is used, but `tokenizer.json` is the source of truth: transformers 5 picks the
+    tokenizer class from config.json's `model_type` (a qwen2 config gets `Qwen2Tokenizer`, which
+    rebuilds a byte-level pipeline and silently drops the spaces of a non-byte-level vocabulary).
+    When the class disagrees with `tokenizer.json` on a probe string, the generic fast tokenizer
+    built from `tokenizer.json` is used instead.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path = Path(path)
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
@@ -22,7 +31,17 @@ def load_tokenizer(path: str | Path):
             f"{path}: no tokenizer.json or tokenizer_config.json; copy the tokenizer files of the "
             "model into the checkpoint directory."
         )
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if (path / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        raw = Tokenizer.from_file(str(path / "tokenizer.json"))
+        if (
+            tok.encode(_PROBE, add_special_tokens=False)
+            != raw.encode(_PROBE, add_special_tokens=False).ids
+        ):
+            tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    return tok
 
 
 def check_same_tokenizer(tok_a, tok_b, name_a: str = "base", name_b: str = "rl") -> None:

@@ -38,7 +38,8 @@ class WorldSettings:
       difficulty: the task's difficulty.
       hidden_size, num_layers, intermediate_size, num_heads, num_kv_heads: tiny Qwen2 shape.
       steps, batch_size, lr: SFT budget and peak learning rate.
-      slip_prob: fraction of SFT traces with one arithmetic slip.
+      slip_prob: fraction of SFT traces with one arithmetic slip (after the ramp).
+      slip_ramp_frac: fraction of the SFT steps over which the slip fraction rises from 0.
       eval_n: samples per problem for Avg@n (temperature 1).
       max_new_tokens: response length limit when sampling.
     """
@@ -56,7 +57,8 @@ class WorldSettings:
     steps: int = 1500
     batch_size: int = 32
     lr: float = 5e-3
-    slip_prob: float = 0.6
+    slip_prob: float = 0.85
+    slip_ramp_frac: float = 0.5
     eval_n: int = 8
     max_new_tokens: int = 64
 
@@ -139,7 +141,8 @@ def build_base(
     t0, cpu0 = time.perf_counter(), time.process_time()
     params = sft.train_sft(
         train, tok, config, settings.steps, settings.batch_size, settings.lr, settings.seed,
-        log_step, slip_prob=settings.slip_prob, max_value=settings.difficulty.max_value,
+        log_step, slip_prob=settings.slip_prob,
+        slip_ramp_frac=settings.slip_ramp_frac, max_value=settings.difficulty.max_value,
         log_every=max(1, settings.steps // 10),
     )  # fmt: skip
     sft_seconds, sft_cpu = time.perf_counter() - t0, time.process_time() - cpu0

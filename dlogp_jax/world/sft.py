@@ -198,6 +198,7 @@ def train_sft(
     log_fn: LogFn | None = None,
     *,
     slip_prob: float = 0.6,
+    slip_ramp_frac: float = 0.0,
     max_value: int = 99,
     optimizer: OptimizerSettings = OptimizerSettings(),
     log_every: int = 50,
@@ -215,6 +216,8 @@ def train_sft(
         floats: loss (train NLL per response token, averaged over the steps since the last log),
         grad_norm, update_norm, param_norm (of the last step), steps_per_s.
       slip_prob: probability that a drawn trace carries one arithmetic slip.
+      slip_ramp_frac: the slip probability rises linearly from 0 to slip_prob over this fraction of
+        the steps (the arithmetic is learnt from mostly clean traces first; then the slip rate).
       max_value: the task's max_value (slipped chains stay in [0, max_value]).
       optimizer: AdamW/schedule settings.
       params: initial params (default: `transformer.init(key(seed), config)`).
@@ -233,6 +236,7 @@ def train_sft(
     t0, last, loss_sum = time.perf_counter(), 0, 0.0
     for step in range(1, steps + 1):
         # Dispatch is asynchronous: the next batch is built on the host while this step runs.
+        sampler.slip_prob = slip_prob * min(1.0, step / max(slip_ramp_frac * steps, 1.0))
         state, metrics = step_fn(state, sampler.batch(batch_size))
         loss_sum = loss_sum + metrics["loss"]  # stays on device until logged
         if log_fn is not None and (step % log_every == 0 or step == steps):

@@ -50,6 +50,6 @@ def test_two_processes_equal_one(tmp_path):
     single = score.run(get_config("score", "demo", out=str(tmp_path / "single")))
     a = pq.read_table(out / "tokens.parquet").to_pandas()
     b = pq.read_table(single / "tokens.parquet").to_pandas()
-    assert list(a.token_id) == list(b.token_id) and len(a) == 460
+    assert list(a.token_id) == list(b.token_id) and len(a) == 604  # 24 demo responses
     for col in ("logp_base", "dlogp", "kl_rl_base", "kl_base_rl", "entropy_rl"):
         np.testing.assert_allclose(a[col], b[col], atol=2e-4, rtol=1e-4)

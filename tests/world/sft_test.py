@@ -9,6 +9,7 @@ import pytest
 
 from dlogp_jax import toy
 from dlogp_jax.model import hf_weights, transformer
+from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.world import sft, task
 
 
@@ -118,11 +119,22 @@ def test_export_loads_with_transformers(trained, tok, rows):
     np.testing.assert_allclose(hf_logits, ours, atol=2e-4, rtol=1e-4)
 
 
+def test_exported_tokenizer_loads_with_the_library(trained, tok, rows):
+    _, _, _, path = trained
+    loaded = load_tokenizer(path)
+    problem = rows[1][0]["problem"]
+    assert sft.prompt_ids(loaded, [problem]) == sft.prompt_ids(tok, [problem])
+    assert sft.response_ids(loaded, ["1+1=2\nAnswer: 2"]) == sft.response_ids(
+        tok, ["1+1=2\nAnswer: 2"]
+    )
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="transformers 5 loads any tokenizer beside a qwen2 config.json as Qwen2Tokenizer (byte-"
     "level BPE), which drops the spaces and newlines of toy.build_tokenizer's character vocabulary; "
-    "fixed by giving toy.build_tokenizer byte-level symbols (Ġ, Ċ) in a merge-free BPE.",
+    "load_tokenizer works around it; a fix: toy.build_tokenizer with byte-level symbols (Ġ, Ċ) "
+    "in a merge-free BPE.",
 )
 def test_exported_tokenizer_loads_with_transformers(trained, tok, rows):
     import transformers

@@ -112,3 +112,16 @@ def local_path(path: str, field: str) -> str:
             "/gcs/BUCKET/... instead."
         )
     return path
+
+
+def resolve_inputs(config, build_demo, name: str):
+    """(out, base, rl, data): the configured paths, or the demo's (built under `out`)."""
+    from pathlib import Path
+
+    out = Path(local_path(config.out, "out"))
+    base, rl, data = config.base, config.rl, config.data
+    if config.demo:
+        base, rl, data = build_demo(out)
+    if not base or not data:
+        fail(f"set --config.base=DIR and --config.data=FILE (or use configs/{name}.py:demo).")
+    return out, base, rl, data

@@ -161,12 +161,7 @@ def check_run_file(out: Path, settings: dict) -> None:
 def run(config) -> Path:
     """Decodes every prompt of `config.data` `config.n` times and writes the outputs."""
     mesh = common.init_runtime(config)
-    out = Path(common.local_path(config.out, "out"))
-    base, rl, data = config.base, config.rl, config.data
-    if config.demo:
-        base, rl, data = build_demo(out)
-    if not base or not data:
-        common.fail("set --config.base=DIR and --config.data=FILE (or use configs/sample.py:demo).")
+    out, base, rl, data = common.resolve_inputs(config, build_demo, "sample")
     if config.mode != "single" and not rl:
         common.fail(f"mode={config.mode!r} needs --config.rl=DIR (the RL checkpoint).")
     settings = {k: config[k] for k in SAMPLE_SETTINGS} | {

@@ -80,12 +80,7 @@ def token_table(results, tokenizer) -> dict[str, np.ndarray]:
 def run(config) -> Path:
     """Scores `config.data` under `config.base` (and `config.rl`) and writes the outputs."""
     mesh = common.init_runtime(config)
-    out = Path(common.local_path(config.out, "out"))
-    base, rl, data = config.base, config.rl, config.data
-    if config.demo:
-        base, rl, data = build_demo(out)
-    if not base or not data:
-        common.fail("set --config.base=DIR and --config.data=FILE (or use configs/score.py:demo).")
+    out, base, rl, data = common.resolve_inputs(config, build_demo, "score")
     pair = load_pair(base, rl or None, mesh=mesh, dtype=config.dtype)
     rows = read_rows(data)
     examples = encode_rows(

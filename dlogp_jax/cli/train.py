@@ -60,6 +60,12 @@ def _prompts(config, tokenizer):
     )  # fmt: skip
 
 
+def _prompt_bucket(prompts) -> int:
+    """Tp: the smallest power-of-two bucket (>= 64) holding every prompt, so shapes stay static."""
+    longest = max(len(p.ids) for p in prompts)
+    return next(b for b in (64, 128, 256, 512, 1024, 2048, 4096, 8192, longest) if b >= longest)
+
+
 def _eval_fn(config, model, tokenizer, rollout, mesh):
     """Held-out Avg@n (rewards.grade) of the policy on `config.eval.data`."""
     e = config.eval
@@ -68,8 +74,7 @@ def _eval_fn(config, model, tokenizer, rollout, mesh):
         rows, tokenizer, path=e.data, chat_template=config.chat_template,
         prompt_format=config.prompt_format, max_prompt_len=config.max_prompt_len,
     )  # fmt: skip
-    longest = max(len(p.ids) for p in prompts)
-    tp = next(b for b in (64, 128, 256, 512, 1024, 2048, 4096, 8192, longest) if b >= longest)
+    tp = _prompt_bucket(prompts)
     spec = DecodeSpec(
         mode="single", temperature=e.temperature, top_p=rollout.top_p,
         max_new_tokens=rollout.max_response_len, stop_ids=stop_ids(tokenizer),
@@ -99,10 +104,7 @@ def run(config):
     workdir = Path(common.local_path(config.workdir, "workdir"))
     model, params, tokenizer = _policy(config, mesh)
     prompts = _prompts(config, tokenizer)
-    longest = max(len(p.ids) for p in prompts)
-    prompt_len = next(
-        b for b in (64, 128, 256, 512, 1024, 2048, 4096, 8192, longest) if b >= longest
-    )
+    prompt_len = _prompt_bucket(prompts)
     ref = jax.tree.map(lambda x: x.copy(), params) if config.reference or loss.kl_coef else None
 
     def export(path, p):  # every process gathers; process 0 writes

@@ -73,10 +73,14 @@ def kl(logp_p: Float[Array, "B V"], logp_q: Float[Array, "B V"]) -> Float[Array,
 def extrapolated_logits(
     logp_base: Float[Array, "B V"], logp_rl: Float[Array, "B V"], gamma: float
 ) -> Float[Array, "B V"]:
-    """Unnormalised log π_γ = log π_R + γ·Δlog p (equal to logp_rl itself when γ = 0)."""
-    if gamma == 0.0:
+    """Unnormalised log π_γ = log π_R + γ·Δlog p (equal to logp_rl itself when γ = 0).
+
+    `gamma` may be traced (a sweep over γ then compiles once); γ = 0 still returns exactly
+    logp_rl, also where a log-prob is -inf (0·inf would be NaN).
+    """
+    if isinstance(gamma, (int, float)) and gamma == 0.0:
         return logp_rl
-    return logp_rl + gamma * (logp_rl - logp_base)
+    return jnp.where(gamma == 0.0, logp_rl, logp_rl + gamma * (logp_rl - logp_base))
 
 
 def extrapolated_logprobs(

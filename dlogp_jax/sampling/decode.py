@@ -36,7 +36,7 @@ from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.kv_cache import LOGICAL_AXES as CACHE_AXES
 from dlogp_jax.model.kv_cache import KVCache, init_cache
 from dlogp_jax.sampling.spec import DecodeSpec
-from dlogp_jax.sampling.steps import StepFn, make_step_fn
+from dlogp_jax.sampling.steps import Knobs, StepFn, make_step_fn
 from dlogp_jax.sharding import constrain
 from dlogp_jax.types import Array, Bool, Int
 
@@ -287,7 +287,7 @@ def finish(state: DecodeState) -> DecodeOutput:
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "config_base", "config_rl", "cache_length"))
-def _generate(params_base, params_rl, prompt_tokens, prompt_mask, prompt_index, seed, *,
+def _generate(params_base, params_rl, prompt_tokens, prompt_mask, prompt_index, seed, knobs, *,
               spec, config_base, config_rl, cache_length):  # fmt: skip
     models = [(params_base, config_base)]
     if params_rl is not None:
@@ -298,7 +298,7 @@ def _generate(params_base, params_rl, prompt_tokens, prompt_mask, prompt_index, 
     state = decode_loop(
         state,
         make_logits_fn(models),
-        make_step_fn(spec),
+        make_step_fn(spec, knobs),
         stop_ids=spec.stop_ids,
         pad_id=spec.pad_id,
     )
@@ -327,7 +327,8 @@ def generate(
       prompt_mask: [P, Tp] bool, False at padding; every prompt needs >= 1 real token.
       prompt_index: [P] int32 global index of each prompt (with `seed`, it names the random stream,
         so a prompt's samples are the same in any batch).
-      spec: the static decoding settings (mode, criterion, sampling, limits, n, ...).
+      spec: the decoding settings (mode, criterion, sampling, limits, n, ...). All are static
+        except threshold and gamma, which are traced: a sweep over them compiles once.
       config_base: base ModelConfig. params_rl, config_rl: the RL model (required unless `single`).
       seed: int seed (traced: changing it does not recompile).
       cache_length: S, KV slots per sequence; default Tp + max_new_tokens.
@@ -363,7 +364,8 @@ def generate(
         jnp.asarray(prompt_mask, bool),
         jnp.asarray(prompt_index, jnp.int32),
         jnp.asarray(seed, jnp.int32),
-        spec=spec,
+        Knobs(jnp.float32(spec.threshold), jnp.float32(spec.gamma)),
+        spec=spec.replace(threshold=0.0, gamma=0.0),
         config_base=config_base,
         config_rl=config_rl if params_rl is not None else None,
         cache_length=cache_length,

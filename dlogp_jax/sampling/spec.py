@@ -1,4 +1,5 @@
-"""`DecodeSpec`: the static settings of one decoding run (a hashable frozen dataclass, a jit static)."""
+"""`DecodeSpec`: the settings of one decoding run (hashable and frozen; `generate` passes all but
+threshold and gamma to jit as static arguments, those two traced)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,14 @@ class StepOutput:
     selected: jax.Array  # [B] bool: the criterion fired (always True in extrapolate_all)
 
 
+@flax.struct.dataclass
+class Knobs:
+    """The numeric settings a sweep varies: traced, so changing them does not recompile."""
+
+    threshold: jax.Array | float  # [] τ of the criterion
+    gamma: jax.Array | float  # [] γ of the extrapolated distribution
+
+
 StepFn = Callable[[jax.Array, jax.Array | None, jax.Array], StepOutput]
 
 
@@ -81,22 +89,22 @@ def _output(token, proposed, lb, lr, selected) -> StepOutput:
     )
 
 
-def _single(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
+def _single(spec: DecodeSpec, knobs: Knobs, lb, lr, keys) -> StepOutput:
     token = spec.sampling.sample(lb, role_keys(keys, PROPOSE))
     return _output(token, token, lb, lr, jnp.zeros(token.shape, bool))
 
 
-def _redraw_exact(spec: DecodeSpec, lb, lr, yhat, keys):
+def _redraw_exact(spec: DecodeSpec, knobs: Knobs, lb, lr, yhat, keys):
     """Token re-drawn from the mode's target distribution over the full vocabulary."""
-    target = lr if spec.mode == "replace" else ex.extrapolated_logits(lb, lr, spec.gamma)
+    target = lr if spec.mode == "replace" else ex.extrapolated_logits(lb, lr, knobs.gamma)
     return spec.sampling.sample(target, role_keys(keys, REDRAW))
 
 
-def _redraw_faithful(spec: DecodeSpec, lb, lr, yhat, keys, view=None):
+def _redraw_faithful(spec: DecodeSpec, knobs: Knobs, lb, lr, yhat, keys, view=None):
     """Token re-drawn from the official candidate set (base top-K ∪ {ŷ}), mixed top-K log-probs."""
     if view is None:
         view = _view(spec, lb, lr, yhat, keys)
-    w = (0.0, 1.0) if spec.mode == "replace" else (-spec.gamma, 1.0 + spec.gamma)
+    w = (0.0, 1.0) if spec.mode == "replace" else (-knobs.gamma, 1.0 + knobs.gamma)
     scores = ex.faithful_mix_logits(view, *w)
     return ex.take(view.keys_b, spec.sampling.sample(scores, role_keys(keys, REDRAW)))
 
@@ -106,7 +114,7 @@ def _view(spec: DecodeSpec, lb, lr, yhat, keys) -> ex.TopKView:
     return ex.topk_view(lb, lr, yhat, rl_own, spec.faithful_top_k)
 
 
-def _selective(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
+def _selective(spec: DecodeSpec, knobs: Knobs, lb, lr, keys) -> StepOutput:
     """replace / extrapolate: keep ŷ unless the criterion fires, then re-draw."""
     yhat = spec.sampling.sample(lb, role_keys(keys, PROPOSE))
     u = uniforms(keys, CRITERION)
@@ -116,13 +124,13 @@ def _selective(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
         score = ex.faithful_score(spec.criterion, view, yhat, u)
     else:
         score = ex.criterion_score(spec.criterion, lb, lr, yhat, u)
-    fires = ex.criterion_fires(spec.criterion, score, spec.threshold)
+    fires = ex.criterion_fires(spec.criterion, score, knobs.threshold)
     if spec.criterion == "none":
         return _output(yhat, yhat, lb, lr, fires)
     if spec.faithful:
-        redraw = lambda: _redraw_faithful(spec, lb, lr, yhat, keys, view)
+        redraw = lambda: _redraw_faithful(spec, knobs, lb, lr, yhat, keys, view)
     else:
-        redraw = lambda: _redraw_exact(spec, lb, lr, yhat, keys)
+        redraw = lambda: _redraw_exact(spec, knobs, lb, lr, yhat, keys)
     if spec.criterion == "all":
         token = redraw()
     else:  # skip the (sorting-free but full-vocabulary) re-draw when no row needs it
@@ -130,12 +138,12 @@ def _selective(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
     return _output(token, yhat, lb, lr, fires)
 
 
-def _extrapolate_all(spec: DecodeSpec, lb, lr, keys) -> StepOutput:
+def _extrapolate_all(spec: DecodeSpec, knobs: Knobs, lb, lr, keys) -> StepOutput:
     selected = jnp.ones(lb.shape[:1], bool)
     if spec.faithful:  # the official code still needs ŷ: it defines the candidate set
         yhat = spec.sampling.sample(lb, role_keys(keys, PROPOSE))
-        return _output(_redraw_faithful(spec, lb, lr, yhat, keys), yhat, lb, lr, selected)
-    target = ex.extrapolated_logits(lb, lr, spec.gamma)
+        return _output(_redraw_faithful(spec, knobs, lb, lr, yhat, keys), yhat, lb, lr, selected)
+    target = ex.extrapolated_logits(lb, lr, knobs.gamma)
     token = spec.sampling.sample(target, role_keys(keys, PROPOSE))
     return _output(token, token, lb, lr, selected)
 
@@ -148,8 +156,12 @@ _MODES = {
 }
 
 
-def make_step_fn(spec: DecodeSpec) -> StepFn:
+def make_step_fn(spec: DecodeSpec, knobs: Knobs | None = None) -> StepFn:
     """The step function of `spec.mode`.
+
+    Args:
+      spec: the static settings.
+      knobs: threshold and γ, possibly traced; default: spec.threshold and spec.gamma.
 
     Returns:
       step_fn(logits_base [B, V_base], logits_rl [B, V_rl] or None, keys [B] PRNG keys) ->
@@ -157,6 +169,7 @@ def make_step_fn(spec: DecodeSpec) -> StepFn:
       `spec.vocab_limit` are dropped before the fp32 log-softmax.
     """
     mode_fn = _MODES[spec.mode]
+    knobs = knobs if knobs is not None else Knobs(spec.threshold, spec.gamma)
 
     def step_fn(logits_base, logits_rl, keys) -> StepOutput:
         lb = raw_logprobs(logits_base, spec.vocab_limit)
@@ -168,6 +181,6 @@ def make_step_fn(spec: DecodeSpec) -> StepFn:
                 f"base and RL vocabularies differ ({lb.shape[-1]} vs {lr.shape[-1]} rows): set "
                 "vocab_limit to the tokenizer's length."
             )
-        return mode_fn(spec, lb, lr, keys)
+        return mode_fn(spec, knobs, lb, lr, keys)
 
     return step_fn

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dlogp_jax import toy
 from dlogp_jax.model import transformer
 from dlogp_jax.sampling import FINISH_CACHE, FINISH_LENGTH, FINISH_STOP, DecodeSpec, generate
 from dlogp_jax.sharding import make_mesh, tree_shardings
@@ -213,3 +214,22 @@ def test_first_token_distribution(pair):
     target = analytic(spec, jnp.asarray(lb), jnp.asarray(lr))
     counts = np.bincount(np.asarray(out.tokens)[:, 0], minlength=VOCAB)
     assert 0.5 * np.abs(counts / n - target).sum() < 0.06
+
+
+def test_threshold_and_gamma_sweep_compiles_once():
+    """τ and γ are traced: a sweep over them reuses one compiled program."""
+    from dlogp_jax.sampling import decode
+
+    config = toy.tiny_config(40, hidden_size=16, intermediate_size=32, num_layers=1)
+    pb = transformer.init(jax.random.key(0), config)
+    pr = transformer.init(jax.random.key(1), config)
+    tokens, mask = decode.left_pad([[3, 4, 5], [6, 7]])
+    spec = DecodeSpec(mode="extrapolate", criterion="dlogp", max_new_tokens=4, n=2)
+    before = decode._generate._cache_size()
+    rates = []
+    for tau, gamma in ((-0.5, 0.0), (0.0, 0.5), (0.5, 1.0)):
+        out = decode.generate(pb, tokens, mask, np.arange(2), spec=spec.replace(threshold=tau, gamma=gamma),
+                              config_base=config, params_rl=pr, config_rl=config, seed=0)  # fmt: skip
+        rates.append(float(np.asarray(out.selected).mean()))
+    assert decode._generate._cache_size() == before + 1
+    assert rates == sorted(rates) and rates[0] < rates[-1]

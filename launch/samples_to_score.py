@@ -14,35 +14,14 @@ tokenized with the run's base tokenizer); the response ids are the sampled `toke
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import types
 from pathlib import Path
 
 
 def convert(runs: list[tuple[Path, str]]) -> list[dict]:
-    from dlogp_jax.cli.sample import load_prompts
-    from dlogp_jax.model.tokenizer import load_tokenizer
+    from dlogp_jax.cli.sample import samples_to_score_rows
 
-    rows = []
-    for out, group in runs:
-        settings = json.loads((out / "run.json").read_text())
-        tokenizer = load_tokenizer(settings["base"])
-        config = types.SimpleNamespace(
-            prompt_suffix=settings["prompt_suffix"], chat_template=settings["chat_template"]
-        )
-        prompts = {p["index"]: p["ids"] for p in load_prompts(settings["data"], tokenizer, config)}
-        for line in (out / "samples.jsonl").read_text().splitlines():
-            if not line.strip():
-                continue
-            s = json.loads(line)
-            if not s["token_ids"]:
-                continue  # nothing to score
-            rows.append({
-                "prompt_ids": list(prompts[s["prompt_index"]]), "response_ids": s["token_ids"],
-                "group": group, "prompt_index": s["prompt_index"], "sample_index": s["sample_index"],
-            })  # fmt: skip
-    return rows
+    return samples_to_score_rows(runs)
 
 
 def main(argv=None) -> int:

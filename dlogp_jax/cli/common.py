@@ -102,6 +102,18 @@ def default_config(name: str) -> str:
     return str(Path(__file__).resolve().parents[2] / "configs" / f"{name}.py")
 
 
+def load_config(name: str, arg: str | None = None):
+    """`configs/<name>.py:get_config(arg)` of the source tree, as `--config=configs/<name>.py:arg`
+    would give it (unlocked: callers fill in fields before running a CLI's `run`)."""
+    import importlib.util
+
+    path = default_config(name)
+    spec = importlib.util.spec_from_file_location(f"dlogp_configs_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
 def local_path(path: str, field: str) -> str:
     """Refuses URL paths (`gs://...`) for outputs/inputs that are read and written with local file
     APIs; Cloud Storage works through a FUSE mount (see docs/operators.md)."""

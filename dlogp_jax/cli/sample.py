@@ -220,6 +220,41 @@ def run(config) -> Path:
     return out
 
 
+def samples_to_score_rows(runs) -> list[dict]:
+    """`dlogp-score` input rows from dlogp-sample outputs: exact prompt and response token ids.
+
+    Args:
+      runs: (output directory, group name) pairs; the prompt ids are rebuilt as the run built them
+        (its data file, prompt suffix and chat template from run.json, its base tokenizer).
+    Returns:
+      rows {"prompt_ids", "response_ids", "group", "prompt_index", "sample_index"}; samples with
+      no tokens are skipped.
+    """
+    import types
+
+    from dlogp_jax.model.tokenizer import load_tokenizer
+
+    rows = []
+    for out, group in runs:
+        settings = json.loads((Path(out) / "run.json").read_text())
+        tokenizer = load_tokenizer(settings["base"])
+        config = types.SimpleNamespace(
+            prompt_suffix=settings["prompt_suffix"], chat_template=settings["chat_template"]
+        )
+        prompts = {p["index"]: p["ids"] for p in load_prompts(settings["data"], tokenizer, config)}
+        for line in (Path(out) / "samples.jsonl").read_text().splitlines():
+            if not line.strip():
+                continue
+            s = json.loads(line)
+            if s["token_ids"]:
+                rows.append({
+                    "prompt_ids": list(prompts[s["prompt_index"]]), "response_ids": s["token_ids"],
+                    "group": group, "prompt_index": s["prompt_index"],
+                    "sample_index": s["sample_index"],
+                })  # fmt: skip
+    return rows
+
+
 def _append(path: Path, rows: list[dict]) -> None:
     """Appends whole lines and flushes them to disk (a kill loses at most the batch in flight)."""
     import os

@@ -219,7 +219,8 @@ def generate_splits(
     return rows[n_test:], rows[:n_test]
 
 
-def _to_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+def to_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    """Writes rows as one parquet file through `datasets`, atomically (whole or not at all)."""
     import datasets
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -256,8 +257,8 @@ def write_splits(
     out.mkdir(parents=True, exist_ok=True)
     train, test = generate_splits(seed, n_train, n_test, difficulty)
     paths = {"train": out / "train.parquet", "test": out / "test.parquet"}
-    _to_parquet(train, paths["train"])
-    _to_parquet(test, paths["test"])
+    to_parquet(train, paths["train"])
+    to_parquet(test, paths["test"])
     meta = {"seed": seed, "n_train": n_train, "n_test": n_test, **dataclasses.asdict(difficulty)}
     paths["meta"] = write_json(out / "task.json", meta)
     return paths

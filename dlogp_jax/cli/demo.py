@@ -1,0 +1,205 @@
+"""`dlogp-demo`: the paper's four findings end to end on a laptop CPU, in a world built on the spot.
+
+Everything goes under `--config.workdir`:
+  world/      data/ (train, test, val and rl_train parquet; task.json), base/ (HF checkpoint),
+              base_metrics.json                                    (dlogp_jax.world.build_base)
+  rl/         one dlogp-train work directory per (method, seed), each with hf/final
+  samples/    one dlogp-sample output per decoding setting
+  score/      dlogp-score outputs (calibration on validation generations, direction on test ones)
+  stages/     one record per finished stage (settings + result): a re-run reuses them
+  figures/, report.md, results.json
+
+Each experiment drives the same CLIs a user runs (dlogp-train / dlogp-sample / dlogp-score, through
+their `run(config)` functions in this process, so compiled programs are reused between runs).
+Deviations from the paper, and why: the τ of each criterion is set from quantiles of its score on
+base generations of *validation* prompts (targeting replacement rates), because a tiny model's score
+scales are not the paper's; γ of the headline extrapolation result is chosen on validation prompts;
+sampling uses temperature 1 and top-p 1 (the paper's top-p 0.7 removes the slips this world's base
+makes); re-draws are exact over the full vocabulary (no top-50 approximation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from absl import logging
+
+from dlogp_jax import outputs
+from dlogp_jax.cli import common
+from dlogp_jax.data.rows import read_rows
+from dlogp_jax.world import stages, task
+from dlogp_jax.world.build import WorldSettings, build_base
+
+STAGES = ("world", "rl", "direction", "replacement", "extrapolation", "reweighting", "report")
+
+
+@dataclasses.dataclass
+class Ctx:
+    """What every stage needs: the config, the work directory, and what earlier stages made."""
+
+    config: Any  # the demo ConfigDict (only the cli layer reads it)
+    root: Path
+    log: Callable[[str], None]
+    world: dict[str, Any] = dataclasses.field(default_factory=dict)  # paths + base metrics
+    done: dict[str, Any] = dataclasses.field(default_factory=dict)  # results by stage
+    memo: dict[str, Any] = dataclasses.field(default_factory=dict)  # stage results this process
+
+    def stage(self, name: str, settings: dict[str, Any], fn: Callable[[], Any]) -> Any:
+        """`stages.cached` (recorded in the work directory), looked up once per process."""
+        if name not in self.memo:
+            self.memo[name] = stages.cached(self.root, name, settings, fn, self.log)
+        return self.memo[name]
+
+    def key(self, *parts: str) -> dict[str, Any]:
+        """Settings identity of the named config sections (a stage reruns when they change)."""
+        return {p: self.config[p].to_dict() for p in parts}
+
+
+def csv(text: str, kind=str) -> list:
+    return [kind(x) for x in str(text).split(",") if x.strip()]
+
+
+def world_settings(w) -> WorldSettings:
+    """WorldSettings from the `world` config section."""
+    diff = task.Difficulty(
+        min_steps=w.min_steps, max_steps=w.max_steps, max_value=w.max_value,
+        max_operand=w.max_operand, max_factor=w.max_factor,
+    )  # fmt: skip
+    fields = {f.name for f in dataclasses.fields(WorldSettings)} - {"difficulty"}
+    return WorldSettings(difficulty=diff, **{k: w[k] for k in fields})
+
+
+def fresh_dir(path: Path, settings: dict[str, Any]) -> Path:
+    """`path` for a tool run with `settings`: kept (to resume) if made with the same settings, else
+    emptied, so a tool never resumes from another setting's partial output."""
+    marker = path / ".demo_settings.json"
+    want = stages.jsonable(settings)
+    if path.exists() and (not marker.is_file() or json.loads(marker.read_text()) != want):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    outputs.write_json(marker, want)
+    return path
+
+
+# ------------------------------------------------------------------------------ stage: world
+def stage_world(ctx: Ctx) -> dict[str, Any]:
+    """Task splits, SFT'd base model, and the validation / RL-training split files."""
+    settings = world_settings(ctx.config.world)
+    root = ctx.root / "world"
+
+    def go():
+        metrics = build_base(root, settings, log_fn=ctx.log)
+        data = root / "data"
+        rows = read_rows(data / "train.parquet")
+        # The first n_val train rows are the validation rows SFT never saw; RL trains on the rest.
+        task.to_parquet(rows[: settings.n_val], data / "val.parquet")
+        task.to_parquet(rows[settings.n_val :], data / "rl_train.parquet")
+        keep = ("val_accuracy", "test_accuracy", "sft_seconds", "final_loss")
+        return {
+            "base": str(root / "base"), "train": str(data / "rl_train.parquet"),
+            "val": str(data / "val.parquet"), "test": str(data / "test.parquet"),
+            "metrics": {k: metrics[k] for k in keep},
+        }  # fmt: skip
+
+    return ctx.stage("world", ctx.key("world"), go)
+
+
+# ------------------------------------------------------------------------------ stage: rl
+def rl_runs(config) -> list[tuple[str, int]]:
+    """Every (method, seed) pair of the rl section."""
+    return [(m, s) for m in csv(config.rl.methods) for s in csv(config.rl.seeds, int)]
+
+
+def rl_run(ctx: Ctx, method: str, seed: int) -> dict[str, Any]:
+    """One dlogp-train run from the base model; returns its curves and exported model path."""
+    from dlogp_jax.cli import train as cli_train
+
+    r, w = ctx.config.rl, ctx.config.world
+    name = f"{method}_s{seed}"
+    settings = {**ctx.key("world", "rl"), "method": method, "seed": seed}
+
+    def go():
+        cfg = common.load_config("dapo")
+        workdir = fresh_dir(ctx.root / "rl" / name, settings)
+        cfg.update(
+            workdir=str(workdir), init_from=ctx.world["base"], data=ctx.world["train"],
+            max_prompt_len=256, total_steps=r.steps, mesh=ctx.config.mesh, reference=False,
+        )  # fmt: skip
+        cfg.rollout.update(
+            n=r.n, train_prompts=r.train_prompts, gen_prompts=r.gen_prompts,
+            max_gen_rounds=r.max_gen_rounds, dynamic_sampling=r.dynamic_sampling,
+            max_response_len=w.max_new_tokens, overlong_buffer=0,
+        )  # fmt: skip
+        c = r.reshape_c if method == "reshape" else r.weight_c
+        cfg.loss.update(weight_method=method, weight_c=c)
+        cfg.optimizer.update(lr=r.lr, b2=r.b2, warmup_steps=r.warmup_steps, weight_decay=0.0)
+        cfg.trainer.update(
+            mini_batches=r.mini_batches, micro_batches=1, seed=seed, save_every=5,
+            keep_checkpoints=1, export_every=0, grader_workers=0, remat=False,
+        )  # fmt: skip
+        cfg.eval.update(data=ctx.world["test"], every=r.eval_every, n=r.eval_n,
+                        max_prompts=r.eval_prompts)  # fmt: skip
+        cli_train.run(cfg)
+        return {"model": str(workdir / "hf" / "final"), **read_curves(workdir / "metrics.jsonl")}
+
+    return ctx.stage(f"rl/{name}", settings, go)
+
+
+def read_curves(metrics_jsonl: Path) -> dict[str, Any]:
+    """Eval accuracy by step and training entropy / length / accuracy by step from metrics.jsonl."""
+    curves: dict[str, list] = {"eval": [], "train": []}
+    for line in metrics_jsonl.read_text().splitlines():
+        m = json.loads(line)
+        if "eval_accuracy" in m:
+            curves["eval"].append({k: m[k] for k in ("step", "eval_accuracy", "eval_accuracy_ci95",
+                                                        "eval_length_mean", "eval_n",
+                                                        "eval_num_prompts")})  # fmt: skip
+        if "entropy" in m:
+            curves["train"].append({k: m.get(k) for k in ("step", "entropy", "response_length_mean",
+                                                            "accuracy", "weight_mean")})  # fmt: skip
+    return curves
+
+
+def the_rl_model(ctx: Ctx) -> dict[str, Any]:
+    """The RL model of experiments 1-3: the first method's first seed."""
+    method, seed = rl_runs(ctx.config)[0]
+    return rl_run(ctx, method, seed)
+
+
+# ------------------------------------------------------------------------------ run
+def run(config) -> Path:
+    """Runs the requested stages (with what they depend on) and writes the report."""
+    from dlogp_jax.cli import demo_experiments as ex
+
+    mesh = common.init_runtime(config)
+    del mesh  # each tool builds its own from config.mesh
+    wanted = csv(config.stages)
+    if unknown := sorted(set(wanted) - set(STAGES)):
+        raise ValueError(f"stages: unknown {unknown}; use a subset of {','.join(STAGES)}.")
+    root = Path(common.local_path(config.workdir, "workdir"))
+    ctx = Ctx(config, root, log=lambda s: logging.info("demo %s", s))
+    ctx.world = stage_world(ctx)
+    ctx.done["world"] = ctx.world
+    if "rl" in wanted or "reweighting" in wanted:
+        ctx.done["rl"] = {f"{m}_s{s}": rl_run(ctx, m, s) for m, s in rl_runs(config)}
+    for name, fn in (("direction", ex.direction), ("replacement", ex.replacement),
+                     ("extrapolation", ex.extrapolation), ("reweighting", ex.reweighting)):  # fmt: skip
+        if name in wanted:
+            ctx.done[name] = fn(ctx)
+    if "report" in wanted:
+        path = ex.report(ctx)
+        logging.info("demo report: %s", path)
+    return root
+
+
+def entry():
+    common.run_app(run, "demo")
+
+
+if __name__ == "__main__":
+    entry()

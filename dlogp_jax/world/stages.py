@@ -1,0 +1,71 @@
+"""Stage caching for multi-stage pipelines (the demo): a finished stage is not run again.
+
+A stage is a named function of its settings. When it finishes, `stages/<name>.json` records the
+settings and the JSON result atomically; a later call with equal settings returns the recorded result
+without running the function. A stage killed midway leaves no record and runs again; the tools it
+calls resume their own partial outputs (dlogp-sample keeps finished prompts, dlogp-train restores its
+newest checkpoint), so a killed run loses at most the work in flight. Changed settings re-run the
+stage and overwrite its record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dlogp_jax.outputs import write_json
+
+
+def jsonable(x: Any) -> Any:
+    """`x` as it reads back from a JSON file (tuples -> lists, numpy scalars refused loudly)."""
+    return json.loads(json.dumps(x))
+
+
+def record_path(workdir: str | Path, name: str) -> Path:
+    """Where stage `name` (may contain '/') records its result."""
+    return Path(workdir) / "stages" / f"{name}.json"
+
+
+def cached(
+    workdir: str | Path,
+    name: str,
+    settings: dict[str, Any],
+    fn: Callable[[], Any],
+    log_fn: Callable[[str], None] = print,
+) -> Any:
+    """Returns stage `name`'s result: recorded (same settings) or computed by `fn()` and recorded.
+
+    Args:
+      workdir: the pipeline's work directory (records go under `stages/`).
+      name: stage name, unique in the pipeline.
+      settings: JSON-serialisable; a record with different settings is stale.
+      fn: computes the result (JSON-serialisable).
+      log_fn: receives one line when a stage starts, finishes or is reused.
+    """
+    path = record_path(workdir, name)
+    want = jsonable(settings)
+    if path.is_file():
+        record = json.loads(path.read_text())
+        if record.get("settings") == want:
+            log_fn(f"[{name}] done before, reusing ({record.get('seconds', 0):.0f} s then)")
+            return record["result"]
+        log_fn(f"[{name}] settings changed: running again")
+    log_fn(f"[{name}] running")
+    start = time.perf_counter()
+    result = jsonable(fn())
+    seconds = time.perf_counter() - start
+    write_json(path, {"settings": want, "result": result, "seconds": seconds})
+    log_fn(f"[{name}] finished in {seconds:.0f} s")
+    return result
+
+
+def seconds_by_stage(workdir: str | Path) -> dict[str, float]:
+    """{stage name: seconds it took when it ran} for every recorded stage."""
+    root = Path(workdir) / "stages"
+    return {
+        str(p.relative_to(root).with_suffix("")): json.loads(p.read_text()).get("seconds", 0.0)
+        for p in sorted(root.rglob("*.json"))
+    }

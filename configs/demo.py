@@ -46,7 +46,7 @@ def get_config(arg=None):
         methods="none,reshape_reversed,reshape", seeds="0,1,2", weight_c=0.2, reshape_c=0.2,
         steps=20, lr=1e-3, b2=0.99, warmup_steps=2, n=8, train_prompts=32, gen_prompts=48,
         max_gen_rounds=6, mini_batches=2, eval_every=5, eval_n=4, eval_prompts=0,
-        dynamic_sampling=True,
+        dynamic_sampling=True, workers=2,
     ))  # fmt: skip
 
     # Experiments 1-3: sampling on the test split with Avg@n.

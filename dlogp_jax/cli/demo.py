@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 from absl import logging
 
 from dlogp_jax import outputs
@@ -48,6 +49,17 @@ class Ctx:
     world: dict[str, Any] = dataclasses.field(default_factory=dict)  # paths + base metrics
     done: dict[str, Any] = dataclasses.field(default_factory=dict)  # results by stage
     memo: dict[str, Any] = dataclasses.field(default_factory=dict)  # stage results this process
+    pool: Any = None  # demo_rl.TrainPool running the RL stage
+
+    def rl(self, method: str, seed: int) -> dict[str, Any]:
+        """One RL run's result (model path, curves), waiting for it if it is still training."""
+        return self.pool.result(method, seed)
+
+    def rl_model(self) -> str:
+        """The RL model of experiments 1-3: the first method's first seed (exported HF dir)."""
+        from dlogp_jax.cli.demo_rl import rl_runs
+
+        return self.rl(*rl_runs(self.config)[0])["model"]
 
     def stage(self, name: str, settings: dict[str, Any], fn: Callable[[], Any]) -> Any:
         """`stages.cached` (recorded in the work directory), looked up once per process."""
@@ -109,88 +121,32 @@ def stage_world(ctx: Ctx) -> dict[str, Any]:
     return ctx.stage("world", ctx.key("world"), go)
 
 
-# ------------------------------------------------------------------------------ stage: rl
-def rl_runs(config) -> list[tuple[str, int]]:
-    """Every (method, seed) pair of the rl section."""
-    return [(m, s) for m in csv(config.rl.methods) for s in csv(config.rl.seeds, int)]
-
-
-def rl_run(ctx: Ctx, method: str, seed: int) -> dict[str, Any]:
-    """One dlogp-train run from the base model; returns its curves and exported model path."""
-    from dlogp_jax.cli import train as cli_train
-
-    r, w = ctx.config.rl, ctx.config.world
-    name = f"{method}_s{seed}"
-    settings = {**ctx.key("world", "rl"), "method": method, "seed": seed}
-
-    def go():
-        cfg = common.load_config("dapo")
-        workdir = fresh_dir(ctx.root / "rl" / name, settings)
-        cfg.update(
-            workdir=str(workdir), init_from=ctx.world["base"], data=ctx.world["train"],
-            max_prompt_len=256, total_steps=r.steps, mesh=ctx.config.mesh, reference=False,
-        )  # fmt: skip
-        cfg.rollout.update(
-            n=r.n, train_prompts=r.train_prompts, gen_prompts=r.gen_prompts,
-            max_gen_rounds=r.max_gen_rounds, dynamic_sampling=r.dynamic_sampling,
-            max_response_len=w.max_new_tokens, overlong_buffer=0,
-        )  # fmt: skip
-        c = r.reshape_c if method == "reshape" else r.weight_c
-        cfg.loss.update(weight_method=method, weight_c=c)
-        cfg.optimizer.update(lr=r.lr, b2=r.b2, warmup_steps=r.warmup_steps, weight_decay=0.0)
-        cfg.trainer.update(
-            mini_batches=r.mini_batches, micro_batches=1, seed=seed, save_every=5,
-            keep_checkpoints=1, export_every=0, grader_workers=0, remat=False,
-        )  # fmt: skip
-        cfg.eval.update(data=ctx.world["test"], every=r.eval_every, n=r.eval_n,
-                        max_prompts=r.eval_prompts)  # fmt: skip
-        cli_train.run(cfg)
-        return {"model": str(workdir / "hf" / "final"), **read_curves(workdir / "metrics.jsonl")}
-
-    return ctx.stage(f"rl/{name}", settings, go)
-
-
-def read_curves(metrics_jsonl: Path) -> dict[str, Any]:
-    """Eval accuracy by step and training entropy / length / accuracy by step from metrics.jsonl."""
-    curves: dict[str, list] = {"eval": [], "train": []}
-    for line in metrics_jsonl.read_text().splitlines():
-        m = json.loads(line)
-        if "eval_accuracy" in m:
-            curves["eval"].append({k: m[k] for k in ("step", "eval_accuracy", "eval_accuracy_ci95",
-                                                        "eval_length_mean", "eval_n",
-                                                        "eval_num_prompts")})  # fmt: skip
-        if "entropy" in m:
-            curves["train"].append({k: m.get(k) for k in ("step", "entropy", "response_length_mean",
-                                                            "accuracy", "weight_mean")})  # fmt: skip
-    return curves
-
-
-def the_rl_model(ctx: Ctx) -> dict[str, Any]:
-    """The RL model of experiments 1-3: the first method's first seed."""
-    method, seed = rl_runs(ctx.config)[0]
-    return rl_run(ctx, method, seed)
-
-
 # ------------------------------------------------------------------------------ run
 def run(config) -> Path:
     """Runs the requested stages (with what they depend on) and writes the report."""
     from dlogp_jax.cli import demo_experiments as ex
+    from dlogp_jax.cli import demo_rl
 
-    mesh = common.init_runtime(config)
-    del mesh  # each tool builds its own from config.mesh
+    common.init_runtime(config)  # each tool builds its own mesh from config.mesh
     wanted = csv(config.stages)
     if unknown := sorted(set(wanted) - set(STAGES)):
         raise ValueError(f"stages: unknown {unknown}; use a subset of {','.join(STAGES)}.")
     root = Path(common.local_path(config.workdir, "workdir"))
+    if not jax.config.jax_compilation_cache_dir:  # shared with the dlogp-train processes
+        jax.config.update("jax_compilation_cache_dir", str(root / "xla_cache"))
     ctx = Ctx(config, root, log=lambda s: logging.info("demo %s", s))
     ctx.world = stage_world(ctx)
     ctx.done["world"] = ctx.world
-    if "rl" in wanted or "reweighting" in wanted:
-        ctx.done["rl"] = {f"{m}_s{s}": rl_run(ctx, m, s) for m, s in rl_runs(config)}
+    runs = demo_rl.rl_runs(config)
+    if not {"rl", "reweighting"} & set(wanted):  # experiments 1-3 need the first run only
+        runs = runs[:1] if {"direction", "replacement", "extrapolation"} & set(wanted) else []
+    ctx.pool = demo_rl.TrainPool(ctx, runs, config.rl.workers)
     for name, fn in (("direction", ex.direction), ("replacement", ex.replacement),
                      ("extrapolation", ex.extrapolation), ("reweighting", ex.reweighting)):  # fmt: skip
         if name in wanted:
             ctx.done[name] = fn(ctx)
+    if "rl" in wanted:  # after the experiments, which need the first run only
+        ctx.done["rl"] = {demo_rl.run_name(*r): ctx.rl(*r) for r in runs}
     if "report" in wanted:
         path = ex.report(ctx)
         logging.info("demo report: %s", path)

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from dlogp_jax import outputs
 from dlogp_jax.cli import common
-from dlogp_jax.cli.demo import Ctx, csv, fresh_dir, rl_run, rl_runs, the_rl_model
+from dlogp_jax.cli.demo import Ctx, csv, fresh_dir
+from dlogp_jax.cli.demo_rl import rl_runs, run_name
 from dlogp_jax.world import findings, stages
 from dlogp_jax.world import report as report_lib
 
@@ -78,7 +79,7 @@ def read_table(path: Path) -> dict[str, np.ndarray]:
 def base_and_rl(ctx: Ctx) -> tuple[dict, dict]:
     """Single-model test samples of the base and of the RL model (the horizontal lines)."""
     n, test = ctx.config.exp.n, ctx.world["test"]
-    rl = the_rl_model(ctx)["model"]
+    rl = ctx.rl_model()
     return (sample(ctx, "base_test", base=ctx.world["base"], data=test, n=n),
             sample(ctx, "rl_test", base=rl, data=test, n=n))  # fmt: skip
 
@@ -87,7 +88,7 @@ def base_and_rl(ctx: Ctx) -> tuple[dict, dict]:
 def direction(ctx: Ctx) -> dict[str, Any]:
     """Token metrics of base and RL test generations, scored under both models."""
     base, rl = base_and_rl(ctx)
-    tokens = score(ctx, "direction", [(base, "base"), (rl, "rl")], the_rl_model(ctx)["model"])
+    tokens = score(ctx, "direction", [(base, "base"), (rl, "rl")], ctx.rl_model())
     stats = findings.direction_stats(read_table(tokens))
     return {"tokens": str(tokens), "stats": stats, "finding": findings.finding_a(stats)}
 
@@ -97,7 +98,7 @@ def calibration(ctx: Ctx) -> dict[str, dict[float, float]]:
     """τ per (criterion, target rate) from base generations of the validation prompts."""
     e = ctx.config.exp
     run = sample(ctx, "base_val", base=ctx.world["base"], data=ctx.world["val"], n=e.val_n)
-    table = read_table(score(ctx, "calibration", [(run, "base")], the_rl_model(ctx)["model"]))
+    table = read_table(score(ctx, "calibration", [(run, "base")], ctx.rl_model()))
     rates = sorted(set(csv(e.rates, float) + [e.extrap_rate] + csv(e.extrap_rates, float)))
     out = {}
     for criterion in csv(e.criteria):
@@ -109,7 +110,7 @@ def calibration(ctx: Ctx) -> dict[str, dict[float, float]]:
 
 
 def replace_point(ctx: Ctx, criterion: str, rate: float, tau: float) -> dict[str, Any]:
-    rl = the_rl_model(ctx)["model"]
+    rl = ctx.rl_model()
     run = sample(ctx, f"replace_{criterion}_{rate:g}", base=ctx.world["base"], rl=rl,
                  data=ctx.world["test"], n=ctx.config.exp.n, mode="replace",
                  criterion=criterion, threshold=tau)  # fmt: skip
@@ -140,7 +141,7 @@ def replacement(ctx: Ctx) -> dict[str, Any]:
 def extrapolation(ctx: Ctx) -> dict[str, Any]:
     """Selective extrapolation over γ (τ fixed) and τ (γ chosen on validation); extrapolate_all."""
     e, w = ctx.config.exp, ctx.world
-    rl_model = the_rl_model(ctx)["model"]
+    rl_model = ctx.rl_model()
     _, rl = base_and_rl(ctx)
     tau = calibration(ctx)["dlogp"][str(e.extrap_rate)]
     common_kw = dict(base=w["base"], rl=rl_model, mode="extrapolate", criterion="dlogp")
@@ -174,7 +175,7 @@ def extrapolation(ctx: Ctx) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ experiment 4
 def reweighting(ctx: Ctx) -> dict[str, Any]:
     """Test-accuracy curves per weighting method over seeds; final-step differences vs DAPO."""
-    runs = {(m, s): rl_run(ctx, m, s) for m, s in rl_runs(ctx.config)}
+    runs = {(m, s): ctx.rl(m, s) for m, s in rl_runs(ctx.config)}
     methods = list(dict.fromkeys(m for m, _ in runs))
     final = {m: [runs[(mm, s)]["eval"][-1]["eval_accuracy"] for mm, s in runs if mm == m]
              for m in methods}  # fmt: skip
@@ -187,7 +188,7 @@ def reweighting(ctx: Ctx) -> dict[str, Any]:
     if key in out["diffs"]:
         out["finding"] = {"reproduced": findings.verdict(out["diffs"][key])}
     out["curves"] = {
-        f"{m}_s{s}": {"eval": r["eval"], "train": r["train"]} for (m, s), r in runs.items()
+        run_name(m, s): {"eval": r["eval"], "train": r["train"]} for (m, s), r in runs.items()
     }
     return out
 

@@ -48,16 +48,29 @@ def cached(
     path = record_path(workdir, name)
     want = jsonable(settings)
     if path.is_file():
-        record = json.loads(path.read_text())
-        if record.get("settings") == want:
-            log_fn(f"[{name}] done before, reusing ({record.get('seconds', 0):.0f} s then)")
-            return record["result"]
+        before = json.loads(path.read_text())
+        if before.get("settings") == want:
+            log_fn(f"[{name}] done before, reusing ({before.get('seconds', 0):.0f} s then)")
+            return before["result"]
         log_fn(f"[{name}] settings changed: running again")
     log_fn(f"[{name}] running")
     start = time.perf_counter()
-    result = jsonable(fn())
-    seconds = time.perf_counter() - start
-    write_json(path, {"settings": want, "result": result, "seconds": seconds})
+    result = fn()
+    return record(workdir, name, settings, result, time.perf_counter() - start, log_fn)
+
+
+def record(
+    workdir: str | Path,
+    name: str,
+    settings: dict[str, Any],
+    result: Any,
+    seconds: float,
+    log_fn: Callable[[str], None] = print,
+) -> Any:
+    """Records stage `name` as finished (for work done outside `cached`, e.g. in a subprocess)."""
+    result = jsonable(result)
+    write_json(record_path(workdir, name), {"settings": jsonable(settings), "result": result,
+                                            "seconds": seconds})  # fmt: skip
     log_fn(f"[{name}] finished in {seconds:.0f} s")
     return result
 

@@ -1,6 +1,7 @@
 """Stage caching: reuse with equal settings, rerun on change, nothing recorded for a failed stage."""
 
 import pytest
+
 from dlogp_jax.world import stages
 
 

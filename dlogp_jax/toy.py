@@ -24,21 +24,35 @@ CHAT_TEMPLATE = (
 )
 
 
+def _byte_symbols() -> dict[int, str]:
+    """GPT-2's printable stand-in for every byte (space -> 'Ġ', newline -> 'Ċ'), as byte-level BPE
+    vocabularies (Qwen, Llama 3) spell their tokens."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    extra = [b for b in range(256) if b not in keep]
+    return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(extra)}}
+
+
 def build_tokenizer(chars: str = CHARS):
     """A character-level `PreTrainedTokenizerFast` with Qwen-style special tokens and chat template.
 
-    Ids: the characters first, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`; unknown characters
-    map to `<|endoftext|>`.
+    Ids: the characters first, then `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`; characters outside
+    the vocabulary map to `<|endoftext|>`. It is a byte-level BPE without merges (each ASCII
+    character one token, spelled with its byte-level symbol), the format of Qwen's own tokenizers:
+    transformers 5 loads any tokenizer beside a qwen2 config.json as `Qwen2Tokenizer`, which reads
+    the vocabulary that way, so plain `AutoTokenizer.from_pretrained` gives the same ids.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {c: i for i, c in enumerate(dict.fromkeys(chars))}
+    if not chars.isascii():
+        raise ValueError("toy.build_tokenizer: characters must be ASCII (one byte, one token).")
+    symbol = _byte_symbols()
+    vocab = {symbol[ord(c)]: i for i, c in enumerate(dict.fromkeys(chars))}
     for tok in SPECIAL_TOKENS:
         vocab[tok] = len(vocab)
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tk.decoder = decoders.Fuse()
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tk.decoder = decoders.ByteLevel()
     tk.add_special_tokens(list(SPECIAL_TOKENS))
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk,

@@ -129,20 +129,16 @@ def test_exported_tokenizer_loads_with_the_library(trained, tok, rows):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transformers 5 loads any tokenizer beside a qwen2 config.json as Qwen2Tokenizer (byte-"
-    "level BPE), which drops the spaces and newlines of toy.build_tokenizer's character vocabulary; "
-    "load_tokenizer works around it; a fix: toy.build_tokenizer with byte-level symbols (Ġ, Ċ) "
-    "in a merge-free BPE.",
-)
 def test_exported_tokenizer_loads_with_transformers(trained, tok, rows):
     import transformers
 
     _, _, _, path = trained
     hf_tok = transformers.AutoTokenizer.from_pretrained(path)
-    problem = rows[1][0]["problem"]
+    problem, solution = rows[1][0]["problem"], rows[1][0]["solution"]
     assert sft.prompt_ids(hf_tok, [problem]) == sft.prompt_ids(tok, [problem])
+    ids = sft.response_ids(tok, [solution])[0]
+    assert sft.response_ids(hf_tok, [solution])[0] == ids
+    assert hf_tok.decode(ids, skip_special_tokens=True) == solution
 
 
 def test_evaluate_accuracy_on_a_smoke_model(trained, tok, rows):

@@ -44,8 +44,8 @@ def get_config(arg=None):
     # of experiments 1-3. Settings tuned on the validation rows (see the module docstring).
     c.rl = ml_collections.ConfigDict(dict(
         methods="none,reshape_reversed,reshape", seeds="0,1,2", weight_c=0.2, reshape_c=0.2,
-        steps=20, lr=1e-3, b2=0.99, warmup_steps=2, n=8, train_prompts=32, gen_prompts=48,
-        max_gen_rounds=6, mini_batches=2, eval_every=5, eval_n=4, eval_prompts=0,
+        steps=16, lr=1e-3, b2=0.99, warmup_steps=2, n=8, train_prompts=32, gen_prompts=48,
+        max_gen_rounds=6, mini_batches=2, eval_every=4, eval_n=4, eval_prompts=128,
         dynamic_sampling=True, workers=2,
     ))  # fmt: skip
 
@@ -53,11 +53,11 @@ def get_config(arg=None):
     c.exp = ml_collections.ConfigDict(dict(
         n=8, temperature=1.0, top_p=1.0, batch_prompts=64, seed=0,
         criteria="dlogp,entropy_base,kl_rl_base,random",
-        rates="0.01,0.02,0.05,0.1,0.2",  # target replacement rates of the threshold sweep
-        gammas="0.25,0.5,1.0,2.0",  # γ grid of selective extrapolation (τ at `extrap_rate`)
-        extrap_rate=0.05,  # the τ of the γ grid: Δlog p quantile giving this replacement rate
-        extrap_rates="0.02,0.1",  # τ grid (at the γ chosen on validation)
-        all_gammas="0.25,0.5",  # extrapolate_all
+        rates="0.01,0.03,0.1,0.3",  # target replacement rates of the threshold sweep
+        gammas="0.5,1.0,2.0",  # γ grid of selective extrapolation (τ at `extrap_rate`)
+        extrap_rate=0.03,  # the τ of the γ grid: Δlog p quantile giving this replacement rate
+        extrap_rates="0.1",  # τ grid (at the γ chosen on validation), besides extrap_rate
+        all_gammas="1.0",  # extrapolate_all
         val_n=4,  # samples per validation prompt when choosing γ
     ))  # fmt: skip
 
@@ -71,5 +71,5 @@ def get_config(arg=None):
                     eval_every=1, eval_n=2, mini_batches=1,
                     dynamic_sampling=False)  # fmt: skip
         c.exp.update(n=4, batch_prompts=16, rates="0.02,0.1,0.3", gammas="0.5,1.0",
-                     extrap_rates="0.1", all_gammas="0.5", val_n=2)  # fmt: skip
+                     extrap_rate=0.1, extrap_rates="0.3", all_gammas="0.5", val_n=2)  # fmt: skip
     return c

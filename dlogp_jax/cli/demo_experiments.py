@@ -149,17 +149,20 @@ def extrapolation(ctx: Ctx) -> dict[str, Any]:
                      gamma=g, **common_kw)["accuracy"] for g in csv(e.gammas, float)}  # fmt: skip
     gamma_star = max(val, key=val.get)
     test = lambda name, **kw: sample(ctx, name, data=w["test"], n=e.n, **common_kw, **kw)  # noqa: E731
-    gammas = [{"gamma": g, **test(f"extrapolate_g{g:g}_r{e.extrap_rate:g}", threshold=tau, gamma=g)}
-              for g in [0.0, *csv(e.gammas, float)]]  # fmt: skip
+    # γ = 0 is selective replacement at the same τ (identical samples): reuse that run.
+    gammas = [{"gamma": 0.0, **replace_point(ctx, "dlogp", e.extrap_rate, tau)}]
+    gammas += [{"gamma": g, **test(f"extrapolate_g{g:g}_r{e.extrap_rate:g}", threshold=tau, gamma=g)}
+               for g in csv(e.gammas, float)]  # fmt: skip
+    best = next(p for p in gammas if p["gamma"] == gamma_star)
     taus = calibration(ctx)["dlogp"]
-    tau_grid = [{"target_rate": r, "threshold": taus[str(r)],
-                 **test(f"extrapolate_g{gamma_star:g}_r{r:g}", threshold=taus[str(r)],
-                        gamma=gamma_star)}
-                for r in sorted(set(csv(e.extrap_rates, float) + [e.extrap_rate]))]  # fmt: skip
+    tau_grid = [{"target_rate": e.extrap_rate, "threshold": tau, **best}]
+    tau_grid += [{"target_rate": r, "threshold": taus[str(r)],
+                  **test(f"extrapolate_g{gamma_star:g}_r{r:g}", threshold=taus[str(r)],
+                         gamma=gamma_star)}
+                 for r in csv(e.extrap_rates, float) if r != e.extrap_rate]  # fmt: skip
     all_kw = dict(base=w["base"], rl=rl_model, mode="extrapolate_all", data=w["test"], n=e.n)
     every = [{"gamma": g, **sample(ctx, f"extrapolate_all_g{g:g}", gamma=g, **all_kw)}
              for g in csv(e.all_gammas, float)]  # fmt: skip
-    best = next(p for p in gammas if p["gamma"] == gamma_star)
     diff = findings.paired_difference(
         findings.per_prompt_accuracy(Path(best["out"]) / "samples.jsonl"),
         findings.per_prompt_accuracy(Path(rl["out"]) / "samples.jsonl"),

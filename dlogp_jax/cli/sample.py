@@ -102,33 +102,40 @@ def read_done(path: Path, n: int) -> dict[int, list[dict]]:
 
 
 def sample_rows(out, batch, tokenizer, grader) -> list[dict]:
-    """One JSON row per generated sequence of a batch (host arrays in `out`)."""
+    """One JSON row per generated sequence of a batch (host arrays in `out`).
+
+    Whole-batch NumPy work and one batch_decode: indexing device arrays element by element cost
+    more than decoding did.
+    """
+    out = jax.tree.map(np.asarray, out)
+    per_prompt = out.tokens.shape[0] // len(batch)
+    lengths = np.asarray(out.length).tolist()
+    cut = lambda a: [row[:n] for row, n in zip(a.tolist(), lengths)]  # noqa: E731
+    tokens, proposed, selected = cut(out.tokens), cut(out.proposed), cut(out.selected.astype(int))
+    logs = {k: cut(np.round(getattr(out, k), 5)) for k in ("logp_base", "logp_rl", "dlogp")}
+    texts = tokenizer.batch_decode(tokens, skip_special_tokens=False)
+    # Graded without special tokens (as the trainer grades): "Answer: 21<|im_end|>" is "21".
+    clean = tokenizer.batch_decode(tokens, skip_special_tokens=True)
+    reasons = [FINISH_REASONS[int(r)] for r in out.finish_reason]
     rows = []
-    for r in range(out.tokens.shape[0]):
-        prompt = batch[r // (out.tokens.shape[0] // len(batch))]
-        n_tok = int(out.length[r])
-        ids = out.tokens[r, :n_tok].tolist()
+    for r, n_tok in enumerate(lengths):
+        prompt = batch[r // per_prompt]
         row = {
             "prompt_index": prompt["index"], "sample_index": int(out.sample_index[r]),
-            "text": tokenizer.decode(ids, skip_special_tokens=False), "token_ids": ids,
-            "proposed_ids": out.proposed[r, :n_tok].tolist(),
-            "selected": out.selected[r, :n_tok].astype(int).tolist(),
-            "logp_base": np.round(out.logp_base[r, :n_tok], 5).tolist(),
-            "logp_rl": np.round(out.logp_rl[r, :n_tok], 5).tolist(),
-            "dlogp": np.round(out.dlogp[r, :n_tok], 5).tolist(), "length": n_tok,
-            "finish_reason": FINISH_REASONS[int(out.finish_reason[r])],
-            "replacement_rate": float(out.replacement_rate[r]),
+            "text": texts[r], "token_ids": tokens[r], "proposed_ids": proposed[r],
+            "selected": selected[r], **{k: v[r] for k, v in logs.items()}, "length": n_tok,
+            "finish_reason": reasons[r], "replacement_rate": float(out.replacement_rate[r]),
         }  # fmt: skip
         if prompt["answer"] is not None:
             row["answer"] = prompt["answer"]
         rows.append(row)
-    graded = [r for r in rows if "answer" in r]
+    graded = [k for k, r in enumerate(rows) if "answer" in r]
     if graded:
         scores = grader.score(
-            "accuracy", [r["text"] for r in graded], [r["answer"] for r in graded]
+            "accuracy", [clean[k] for k in graded], [rows[k]["answer"] for k in graded]
         )
-        for r, s in zip(graded, scores):
-            r["correct"] = bool(s)
+        for k, s in zip(graded, scores):
+            rows[k]["correct"] = bool(s)
     return rows
 
 

@@ -84,12 +84,18 @@ def extract_answer(text: str) -> str | None:
     return boxed if boxed is not None else last_answer_line(text)
 
 
+_INT = re.compile(r"-?\d{1,300}")
+
+
 def math_equal(pred: str, gold: str) -> bool:
     """math-verify equivalence of two answers (call from a main thread: it uses signal.alarm)."""
     from math_verify import parse, verify
 
-    if normalize_final_answer(pred) == normalize_final_answer(gold):
+    pred_n, gold_n = normalize_final_answer(pred), normalize_final_answer(gold)
+    if pred_n == gold_n:
         return True
+    if _INT.fullmatch(pred_n) and _INT.fullmatch(gold_n):  # two integers: no parser needed (fast)
+        return int(pred_n) == int(gold_n)
     try:
         gold_p, pred_p = parse(f"${gold}$"), parse(f"${pred}$")
         return bool(gold_p and pred_p and verify(gold_p, pred_p))

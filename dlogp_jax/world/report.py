@@ -162,8 +162,9 @@ def _rate(x: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731  (|Δlog p| inside a table cell)
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
 
 
 def _findings(res: dict) -> list[str]:
@@ -189,14 +190,26 @@ def _findings(res: dict) -> list[str]:
                      e["finding"]["reproduced"],
                      f"γ = {e['gamma_star']:g} (chosen on validation), τ = {e['threshold']:.3g}: "
                      f"test accuracy minus RL's {_diff(e['best_minus_rl'])} (paired over "
-                     f"{e['best_minus_rl']['num_prompts']} problems)"])  # fmt: skip
+                     f"{e['best_minus_rl']['num_prompts']} problems); minus selective replacement "
+                     f"at the same τ (γ = 0): {_diff(e['best_minus_replace'])}"])  # fmt: skip
     if w := res.get("reweighting"):
         fin = "; ".join(f"{m} {s['mean']:.3f} ± {s['sd']:.3f} sd" for m, s in w["final"].items())
+        wmean = _mean_weight(w)
         diffs = "; ".join(f"{k} {_diff(v)}" for k, v in w["diffs"].items())
         rows.append(["(d) token reweighting (c = 0.2) beats DAPO",
                      w.get("finding", {}).get("reproduced", "n/a"),
-                     f"final test accuracy over seeds: {fin}; differences (Welch 95%): {diffs}"])  # fmt: skip
+                     f"final test accuracy over seeds: {fin}; differences (Welch 95%): {diffs}; "
+                     f"mean token weight: {wmean}"])  # fmt: skip
     return _table(["paper's finding", "reproduced here?", "numbers (95% intervals)"], rows)
+
+
+def _mean_weight(w: dict) -> str:
+    """Mean advantage weight per method over steps and seeds (how much reweighting acted)."""
+    out = {}
+    for name, c in w["curves"].items():
+        vals = [p["weight_mean"] for p in c["train"] if p.get("weight_mean") is not None]
+        out.setdefault(name.rsplit("_s", 1)[0], []).extend(vals)
+    return ", ".join(f"{m} {np.mean(v):.4f}" for m, v in out.items() if v)
 
 
 def _direction(d: dict) -> list[str]:

@@ -133,3 +133,12 @@ def test_bad_stage_name(tmp_path):
     with pytest.raises(ValueError, match="stages: unknown \\['plots'\\]"):
         demo.run(config)
     assert not list(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_failed_training_run_names_its_log(tmp_path):
+    ctx = demo.Ctx(get_config("demo", "smoke", workdir=str(tmp_path)), tmp_path, log=print)
+    log = tmp_path / "rl" / "none_s0" / "train.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("step 1/3 ...\nerror: dynamic sampling kept 0 informative groups\n")
+    with pytest.raises(SystemExit, match="(?s)none_s0 exited with status 1.*kept 0 informative"):
+        demo_rl.collect(ctx, "none", 0, returncode=1)

@@ -141,12 +141,15 @@ def run(config) -> Path:
     if not {"rl", "reweighting"} & set(wanted):  # experiments 1-3 need the first run only
         runs = runs[:1] if {"direction", "replacement", "extrapolation"} & set(wanted) else []
     ctx.pool = demo_rl.TrainPool(ctx, runs, config.rl.workers)
-    for name, fn in (("direction", ex.direction), ("replacement", ex.replacement),
-                     ("extrapolation", ex.extrapolation), ("reweighting", ex.reweighting)):  # fmt: skip
-        if name in wanted:
-            ctx.done[name] = fn(ctx)
-    if "rl" in wanted:  # after the experiments, which need the first run only
-        ctx.done["rl"] = {demo_rl.run_name(*r): ctx.rl(*r) for r in runs}
+    try:
+        for name, fn in (("direction", ex.direction), ("replacement", ex.replacement),
+                         ("extrapolation", ex.extrapolation), ("reweighting", ex.reweighting)):  # fmt: skip
+            if name in wanted:
+                ctx.done[name] = fn(ctx)
+        if "rl" in wanted:  # after the experiments, which need the first run only
+            ctx.done["rl"] = {demo_rl.run_name(*r): ctx.rl(*r) for r in runs}
+    finally:
+        ctx.pool.close()
     if "report" in wanted:
         path = ex.report(ctx)
         logging.info("demo report: %s", path)

@@ -5,14 +5,14 @@ Each run is the `dlogp-train` CLI itself (`python -m dlogp_jax.cli.train`) with 
 calls in this process: the demo's models are tiny, so one run keeps about one core busy; running
 `rl.workers` of them side by side (and the sampling experiments, which need only the first run, in
 this process meanwhile) uses the machine. A run killed midway resumes from its newest checkpoint
-when the demo is re-run (dlogp-train's own resume); children get SIGTERM if the demo dies (Linux).
+when the demo is re-run (dlogp-train's own resume); children get SIGTERM when the demo stops early
+(or dies, on Linux).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -77,13 +77,15 @@ def train_config(ctx: Ctx, method: str, seed: int, workdir: Path):
     return cfg
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+# The child asks the kernel for SIGTERM when its parent dies (Linux), then runs the dlogp-train CLI.
+# Set in the child itself rather than with Popen(preexec_fn=...): a preexec_fn forces fork() of this
+# multithreaded (JAX) process, which can deadlock.
+_CHILD = (
+    "import ctypes, runpy, signal, sys\n"
+    "try:\n    ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)\nexcept OSError:\n    pass\n"
+    "sys.argv = ['dlogp-train'] + sys.argv[1:]\n"
+    "runpy.run_module('dlogp_jax.cli.train', run_name='__main__')\n"
+)
 
 
 def launch(ctx: Ctx, method: str, seed: int) -> subprocess.Popen:
@@ -96,9 +98,8 @@ def launch(ctx: Ctx, method: str, seed: int) -> subprocess.Popen:
     env = dict(os.environ)
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ctx.root / "xla_cache"))
     log = (workdir / "train.log").open("a")
-    cmd = [sys.executable, "-m", "dlogp_jax.cli.train", f"--config={workdir / 'demo_config.py'}"]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # fmt: skip
+    cmd = [sys.executable, "-c", _CHILD, f"--config={workdir / 'demo_config.py'}"]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def read_curves(metrics_jsonl: Path) -> dict[str, Any]:
@@ -173,6 +174,12 @@ class TrainPool:
             self.error = e
             for proc in self.running.values():
                 proc.terminate()
+
+    def close(self) -> None:
+        """Stops the runs still training (they save a checkpoint on SIGTERM and resume later)."""
+        self.pending.clear()
+        for proc in list(self.running.values()):
+            proc.terminate()
 
     def _progress(self, run: tuple[str, int]) -> str:
         log = self.ctx.root / "rl" / run_name(*run) / "train.log"

@@ -9,8 +9,9 @@ Everything goes under `--config.workdir`:
   stages/     one record per finished stage (settings + result): a re-run reuses them
   figures/, report.md, results.json
 
-Each experiment drives the same CLIs a user runs (dlogp-train / dlogp-sample / dlogp-score, through
-their `run(config)` functions in this process, so compiled programs are reused between runs).
+Each stage drives the CLIs a user runs: dlogp-sample / dlogp-score through their `run(config)` in this
+process (compiled programs are reused between runs), dlogp-train as separate processes running side by
+side with the sampling (`demo_rl`).
 Deviations from the paper, and why: the τ of each criterion is set from quantiles of its score on
 base generations of *validation* prompts (targeting replacement rates), because a tiny model's score
 scales are not the paper's; γ of the headline extrapolation result is chosen on validation prompts;

@@ -300,7 +300,9 @@ def markdown(res: dict, figures: dict[str, Path], root: Path) -> str:
         findings.DEFINITIONS.strip(),
         "```",
         "",
-        "Time per stage kind (s, when it ran): " + _times(res.get("stage_seconds", {})),
+        "Seconds per stage kind, summed over its runs when they ran (RL runs train two at a time "
+        "beside the sampling, so the sum exceeds the wall time): "
+        + _times(res.get("stage_seconds", {})),
         "",
     ]
     return "\n".join(lines)

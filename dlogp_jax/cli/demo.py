@@ -56,6 +56,15 @@ class Ctx:
         """One RL run's result (model path, curves), waiting for it if it is still training."""
         return self.pool.result(method, seed)
 
+    def uses(self, *paths: str) -> dict[str, Any]:
+        """Settings identity of a tool run: the world, and the RL run when it reads the RL model."""
+        from dlogp_jax.cli import demo_rl
+
+        key = self.key("world")
+        if self.rl_model() in paths:
+            key["rl_model"] = demo_rl.settings(self, *demo_rl.rl_runs(self.config)[0])
+        return key
+
     def rl_model(self) -> str:
         """The RL model of experiments 1-3: the first method's first seed (exported HF dir)."""
         from dlogp_jax.cli.demo_rl import rl_runs

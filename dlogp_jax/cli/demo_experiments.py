@@ -33,7 +33,7 @@ def sample(ctx: Ctx, name: str, *, base: str, data: str, n: int, rl: str = "", *
     from dlogp_jax.cli import sample as cli_sample
 
     e, w = ctx.config.exp, ctx.config.world
-    settings = {**ctx.key("world", "rl"), "base": base, "rl": rl, "data": data, "n": n, **kw,
+    settings = {**ctx.uses(base, rl), "base": base, "rl": rl, "data": data, "n": n, **kw,
                 "sampling": [e.temperature, e.top_p, e.seed, w.max_new_tokens]}  # fmt: skip
 
     def go():
@@ -56,7 +56,7 @@ def score(ctx: Ctx, name: str, runs: list[tuple[dict, str]], rl: str) -> Path:
     from dlogp_jax.cli import sample as cli_sample
     from dlogp_jax.cli import score as cli_score
 
-    settings = {**ctx.key("world", "rl"), "runs": [[r["out"], g] for r, g in runs], "rl": rl}
+    settings = {**ctx.uses(rl), "runs": [[r["out"], g] for r, g in runs], "rl": rl}
 
     def go():
         out = fresh_dir(ctx.root / "score" / name, settings)

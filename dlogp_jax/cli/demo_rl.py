@@ -46,8 +46,19 @@ def run_name(method: str, seed: int) -> str:
     return f"{method}_s{seed}"
 
 
+# rl fields that do not change what one run computes (which runs exist, how many run at once).
+_NOT_PER_RUN = ("methods", "seeds", "workers", "weight_c", "reshape_c")
+
+
 def settings(ctx: Ctx, method: str, seed: int) -> dict[str, Any]:
-    return {**ctx.key("world", "rl"), "method": method, "seed": seed}
+    """What determines one run's result: the world, the shared rl fields, its method, c and seed.
+
+    Adding a seed or a method, or changing `workers`, leaves the other runs (and the experiments on
+    the first run) cached.
+    """
+    r = {k: v for k, v in ctx.config.rl.to_dict().items() if k not in _NOT_PER_RUN}
+    c = {"reshape": ctx.config.rl.reshape_c, "none": None}.get(method, ctx.config.rl.weight_c)
+    return {**ctx.key("world"), "rl": r, "method": method, "weight_c": c, "seed": seed}
 
 
 def train_config(ctx: Ctx, method: str, seed: int, workdir: Path):

@@ -105,6 +105,11 @@ def test_rerun_reuses_every_stage(smoke, monkeypatch):
     monkeypatch.setattr("dlogp_jax.cli.demo.build_base", refuse)
     demo.run(config)
     assert json.loads((root / "results.json").read_text()) == res
+    # Settings that do not change a result (how many train at once) do not invalidate anything.
+    other = get_config("demo", "smoke", workdir=str(root))
+    other.rl.workers = 1
+    demo.run(other)
+    assert json.loads((root / "results.json").read_text())["replacement"] == res["replacement"]
 
 
 def test_killed_sampling_run_resumes_to_the_same_samples(smoke):

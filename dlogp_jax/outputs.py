@@ -51,6 +51,14 @@ def write_parquet(path: str | Path, columns: dict[str, Any]) -> Path:
     return _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    """A parquet table as a dict of NumPy columns (all, or the named ones)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=columns)
+    return {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names}
+
+
 def _default(x):
     if isinstance(x, np.generic):
         return x.item()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from dlogp_jax import outputs
 from dlogp_jax.cli import common
@@ -71,11 +70,6 @@ def score(ctx: Ctx, name: str, runs: list[tuple[dict, str]], rl: str) -> Path:
     return Path(ctx.stage(f"score/{name}", settings, go)["tokens"])
 
 
-def read_table(path: Path) -> dict[str, np.ndarray]:
-    table = pq.read_table(path)
-    return {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names}
-
-
 def base_and_rl(ctx: Ctx) -> tuple[dict, dict]:
     """Single-model test samples of the base and of the RL model (the horizontal lines)."""
     n, test = ctx.config.exp.n, ctx.world["test"]
@@ -89,24 +83,36 @@ def direction(ctx: Ctx) -> dict[str, Any]:
     """Token metrics of base and RL test generations, scored under both models."""
     base, rl = base_and_rl(ctx)
     tokens = score(ctx, "direction", [(base, "base"), (rl, "rl")], ctx.rl_model())
-    stats = findings.direction_stats(read_table(tokens))
+    stats = findings.direction_stats(outputs.read_parquet(tokens))
     return {"tokens": str(tokens), "stats": stats, "finding": findings.finding_a(stats)}
 
 
 # ------------------------------------------------------------------------------ experiment 2
-def calibration(ctx: Ctx) -> dict[str, dict[float, float]]:
-    """τ per (criterion, target rate) from base generations of the validation prompts."""
+def calibration(ctx: Ctx) -> dict[str, dict[str, float]]:
+    """τ per (criterion, target rate) from base generations of the validation prompts (a stage:
+    computed once, recorded with its thresholds)."""
     e = ctx.config.exp
     run = sample(ctx, "base_val", base=ctx.world["base"], data=ctx.world["val"], n=e.val_n)
-    table = read_table(score(ctx, "calibration", [(run, "base")], ctx.rl_model()))
+    tokens = score(ctx, "calibration", [(run, "base")], ctx.rl_model())
     rates = sorted(set(csv(e.rates, float) + [e.extrap_rate] + csv(e.extrap_rates, float)))
-    out = {}
-    for criterion in csv(e.criteria):
-        cols = SCORE_COLUMNS.get(criterion)
-        scores = np.mean([table[c] for c in cols], axis=0) if cols else np.zeros(0)
-        taus = findings.thresholds_for_rates(criterion, scores, rates)
-        out[criterion] = {str(r): t for r, t in zip(rates, taus)}
-    return out
+
+    def go():
+        table = outputs.read_parquet(tokens)
+        out = {}
+        for criterion in csv(e.criteria):
+            cols = SCORE_COLUMNS.get(criterion)
+            scores = np.mean([table[c] for c in cols], axis=0) if cols else np.zeros(0)
+            taus = findings.thresholds_for_rates(criterion, scores, rates)
+            out[criterion] = {str(r): t for r, t in zip(rates, taus)}
+        return out
+
+    settings = {
+        "tokens": str(tokens),
+        "rates": rates,
+        "criteria": e.criteria,
+        **ctx.uses(ctx.rl_model()),
+    }
+    return ctx.stage("thresholds", settings, go)
 
 
 def replace_point(ctx: Ctx, criterion: str, rate: float, tau: float) -> dict[str, Any]:
@@ -143,7 +149,8 @@ def extrapolation(ctx: Ctx) -> dict[str, Any]:
     e, w = ctx.config.exp, ctx.world
     rl_model = ctx.rl_model()
     _, rl = base_and_rl(ctx)
-    tau = calibration(ctx)["dlogp"][str(e.extrap_rate)]
+    taus = calibration(ctx)["dlogp"]
+    tau = taus[str(e.extrap_rate)]
     common_kw = dict(base=w["base"], rl=rl_model, mode="extrapolate", criterion="dlogp")
     val = {g: sample(ctx, f"val_extrapolate_g{g:g}", data=w["val"], n=e.val_n, threshold=tau,
                      gamma=g, **common_kw)["accuracy"] for g in csv(e.gammas, float)}  # fmt: skip
@@ -154,7 +161,6 @@ def extrapolation(ctx: Ctx) -> dict[str, Any]:
     gammas += [{"gamma": g, **test(f"extrapolate_g{g:g}_r{e.extrap_rate:g}", threshold=tau, gamma=g)}
                for g in csv(e.gammas, float)]  # fmt: skip
     best = next(p for p in gammas if p["gamma"] == gamma_star)
-    taus = calibration(ctx)["dlogp"]
     tau_grid = [{"target_rate": e.extrap_rate, "threshold": tau, **best}]
     tau_grid += [{"target_rate": r, "threshold": taus[str(r)],
                   **test(f"extrapolate_g{gamma_star:g}_r{r:g}", threshold=taus[str(r)],

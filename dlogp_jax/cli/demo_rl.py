@@ -154,10 +154,8 @@ class TrainPool:
         self._thread.start()
 
     def _recorded(self, method: str, seed: int) -> bool:
-        path = stages.record_path(self.ctx.root, f"rl/{run_name(method, seed)}")
-        return path.is_file() and json.loads(path.read_text())["settings"] == stages.jsonable(
-            settings(self.ctx, method, seed)
-        )
+        name = f"rl/{run_name(method, seed)}"
+        return stages.lookup(self.ctx.root, name, settings(self.ctx, method, seed)) is not None
 
     def _loop(self) -> None:
         last_report = time.monotonic()  # a progress line every 30 s

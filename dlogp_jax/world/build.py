@@ -26,6 +26,7 @@ from dlogp_jax.model import hf_weights
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.outputs import write_json
 from dlogp_jax.world import sft, task
+from dlogp_jax.world.stages import jsonable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,12 +89,8 @@ class WorldSettings:
         )  # fmt: skip
 
 
-def _jsonable(x: Any) -> Any:
-    return json.loads(json.dumps(x))  # tuples -> lists, as they come back from a JSON file
-
-
 def _same(path: Path, settings: dict[str, Any]) -> bool:
-    return path.is_file() and json.loads(path.read_text()).get("settings") == _jsonable(settings)
+    return path.is_file() and json.loads(path.read_text()).get("settings") == jsonable(settings)
 
 
 def write_data(workdir: str | Path, s: WorldSettings) -> dict[str, Path]:
@@ -102,7 +99,7 @@ def write_data(workdir: str | Path, s: WorldSettings) -> dict[str, Path]:
     meta = data / "task.json"
     want = {"seed": s.seed, "n_train": s.n_train, "n_test": s.n_test,
             **dataclasses.asdict(s.difficulty)}  # fmt: skip
-    if meta.is_file() and json.loads(meta.read_text()) == _jsonable(want):
+    if meta.is_file() and json.loads(meta.read_text()) == jsonable(want):
         return {"train": data / "train.parquet", "test": data / "test.parquet", "meta": meta}
     return task.write_splits(data, s.seed, s.n_train, s.n_test, s.difficulty)
 
@@ -167,4 +164,4 @@ def build_base(
         acc = out[f"{name}_accuracy"]
         log_fn(f"base {name} Avg@{settings.eval_n}: {acc['mean']:.3f} ± {acc['ci95']:.3f}")
     write_json(metrics_path, out)
-    return _jsonable(out)
+    return jsonable(out)

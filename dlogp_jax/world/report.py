@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from dlogp_jax import outputs
 from dlogp_jax.world import findings
 
 LABELS = {"dlogp": "Δlog p ≤ τ", "entropy_base": "base entropy ≥ τ", "entropy_rl": "RL entropy ≥ τ",
@@ -130,13 +131,10 @@ def reweighting_figure(rew: dict, path: Path) -> Path:
 
 def figures(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """Writes the figures of the finished experiments; returns {name: path}."""
-    import pyarrow.parquet as pq
-
     out: dict[str, Path] = {}
     if "direction" in results:
-        t = pq.read_table(results["direction"]["tokens"])
-        table = {c: t[c].to_numpy(zero_copy_only=False) for c in ("entropy_base", "kl_rl_base",
-                                                                   "dlogp", "group")}  # fmt: skip
+        cols = ["entropy_base", "kl_rl_base", "dlogp", "group"]
+        table = outputs.read_parquet(results["direction"]["tokens"], cols)
         out["direction"] = direction_figure(table, out_dir / "direction.png")
     if "replacement" in results:
         out["replacement"] = replacement_figure(results["replacement"], out_dir / "replacement.png")

@@ -29,6 +29,15 @@ def record_path(workdir: str | Path, name: str) -> Path:
     return Path(workdir) / "stages" / f"{name}.json"
 
 
+def lookup(workdir: str | Path, name: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """Stage `name`'s record ({settings, result, seconds}) if it finished with these settings."""
+    path = record_path(workdir, name)
+    if not path.is_file():
+        return None
+    before = json.loads(path.read_text())
+    return before if before.get("settings") == jsonable(settings) else None
+
+
 def cached(
     workdir: str | Path,
     name: str,
@@ -45,13 +54,11 @@ def cached(
       fn: computes the result (JSON-serialisable).
       log_fn: receives one line when a stage starts, finishes or is reused.
     """
-    path = record_path(workdir, name)
-    want = jsonable(settings)
-    if path.is_file():
-        before = json.loads(path.read_text())
-        if before.get("settings") == want:
-            log_fn(f"[{name}] done before, reusing ({before.get('seconds', 0):.0f} s then)")
-            return before["result"]
+    before = lookup(workdir, name, settings)
+    if before is not None:
+        log_fn(f"[{name}] done before, reusing ({before.get('seconds', 0):.0f} s then)")
+        return before["result"]
+    if record_path(workdir, name).is_file():
         log_fn(f"[{name}] settings changed: running again")
     log_fn(f"[{name}] running")
     start = time.perf_counter()

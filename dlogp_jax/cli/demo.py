@@ -83,7 +83,53 @@ class Ctx:
 
 
 def csv(text: str, kind=str) -> list:
+    """A comma-separated config value as a list (validated up front by `validate`)."""
     return [kind(x) for x in str(text).split(",") if x.strip()]
+
+
+def validate(config) -> list[str]:
+    """Checks the list-valued and ranged settings before anything is written; returns the stages.
+
+    Raises:
+      ValueError naming the field, the bad value and what is allowed.
+    """
+    from dlogp_jax.extrapolation import CRITERIA
+    from dlogp_jax.rl.dapo_loss import TOKEN_WEIGHTS
+
+    def items(field: str, kind, allowed=None, low=None, high=None) -> list:
+        section, _, name = field.rpartition(".")
+        text = (config[section] if section else config)[name]
+        try:
+            values = csv(text, kind)
+        except ValueError:
+            raise ValueError(
+                f"{field}={text!r}: write comma-separated {kind.__name__} values."
+            ) from None
+        bad = [v for v in values if (allowed is not None and v not in allowed)
+               or (low is not None and v < low) or (high is not None and v > high)]  # fmt: skip
+        if not values:
+            raise ValueError(f"{field} is empty: give at least one value.")
+        if bad and allowed is not None:
+            raise ValueError(
+                f"{field}: unknown {bad} in {text!r}; use some of {', '.join(allowed)}."
+            )
+        if bad:
+            raise ValueError(
+                f"{field}: {bad} out of range in {text!r}; use values in [{low}, {high}]."
+            )
+        return values
+
+    wanted = items("stages", str, STAGES)
+    items("rl.methods", str, TOKEN_WEIGHTS)
+    items("rl.seeds", int, low=0)
+    items("exp.criteria", str, [c for c in CRITERIA if c not in ("all", "none")])
+    items("exp.rates", float, low=1e-6, high=1.0)
+    items("exp.extrap_rates", float, low=1e-6, high=1.0)
+    items("exp.gammas", float, low=0.0, high=1e3)
+    items("exp.all_gammas", float, low=0.0, high=1e3)
+    if not 0 < config.exp.extrap_rate <= 1:
+        raise ValueError(f"exp.extrap_rate={config.exp.extrap_rate}: use a rate in (0, 1].")
+    return wanted
 
 
 def world_settings(w) -> WorldSettings:
@@ -137,10 +183,8 @@ def run(config) -> Path:
     from dlogp_jax.cli import demo_experiments as ex
     from dlogp_jax.cli import demo_rl
 
+    wanted = validate(config)
     common.init_runtime(config)  # each tool builds its own mesh from config.mesh
-    wanted = csv(config.stages)
-    if unknown := sorted(set(wanted) - set(STAGES)):
-        raise ValueError(f"stages: unknown {unknown}; use a subset of {','.join(STAGES)}.")
     root = Path(common.local_path(config.workdir, "workdir"))
     if not jax.config.jax_compilation_cache_dir:  # shared with the dlogp-train processes
         jax.config.update("jax_compilation_cache_dir", str(root / "xla_cache"))

@@ -147,3 +147,21 @@ def test_failed_training_run_names_its_log(tmp_path):
     log.write_text("step 1/3 ...\nerror: dynamic sampling kept 0 informative groups\n")
     with pytest.raises(SystemExit, match="(?s)none_s0 exited with status 1.*kept 0 informative"):
         demo_rl.collect(ctx, "none", 0, returncode=1)
+
+
+@pytest.mark.parametrize(
+    "section, field, value, message",
+    [
+        ("rl", "methods", "none,focus", "rl.methods: unknown \\['focus'\\]"),
+        ("rl", "seeds", "0,x", "rl.seeds='0,x': write comma-separated int values"),
+        ("exp", "rates", "0.1,1.5", "exp.rates: \\[1.5\\] out of range"),
+        ("exp", "criteria", "", "exp.criteria is empty"),
+        ("exp", "criteria", "dlogp,all", "exp.criteria: unknown \\['all'\\]"),
+    ],
+)
+def test_bad_list_settings_are_named(tmp_path, section, field, value, message):
+    config = get_config("demo", "smoke", workdir=str(tmp_path / "w"))
+    config[section][field] = value
+    with pytest.raises(ValueError, match=message):
+        demo.run(config)
+    assert not (tmp_path / "w").exists()  # refused before anything is written

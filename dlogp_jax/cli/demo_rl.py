@@ -46,6 +46,11 @@ def run_name(method: str, seed: int) -> str:
     return f"{method}_s{seed}"
 
 
+def stage_name(method: str, seed: int) -> str:
+    """The run's stage record name (stages/rl/<method>_s<seed>.json)."""
+    return f"rl/{run_name(method, seed)}"
+
+
 # rl fields that do not change what one run computes (which runs exist, how many run at once).
 _NOT_PER_RUN = ("methods", "seeds", "workers", "weight_c", "reshape_c")
 
@@ -108,9 +113,9 @@ def launch(ctx: Ctx, method: str, seed: int) -> subprocess.Popen:
     outputs.write_text(workdir / "demo_config.py", _LOADER)
     env = dict(os.environ)
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ctx.root / "xla_cache"))
-    log = (workdir / "train.log").open("a")
     cmd = [sys.executable, "-c", _CHILD, f"--config={workdir / 'demo_config.py'}"]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with (workdir / "train.log").open("a") as log:  # the child holds its own descriptor
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def read_curves(metrics_jsonl: Path) -> dict[str, Any]:
@@ -154,7 +159,7 @@ class TrainPool:
         self._thread.start()
 
     def _recorded(self, method: str, seed: int) -> bool:
-        name = f"rl/{run_name(method, seed)}"
+        name = stage_name(method, seed)
         return stages.lookup(self.ctx.root, name, settings(self.ctx, method, seed)) is not None
 
     def _loop(self) -> None:
@@ -163,7 +168,7 @@ class TrainPool:
             while self.pending or self.running:
                 while self.pending and len(self.running) < self.workers:
                     run = self.pending.pop(0)
-                    self.ctx.log(f"[rl/{run_name(*run)}] started (dlogp-train process)")
+                    self.ctx.log(f"[{stage_name(*run)}] started (dlogp-train process)")
                     self.running[run] = launch(self.ctx, *run)
                     self.started[run] = time.perf_counter()
                 for run, proc in list(self.running.items()):
@@ -171,7 +176,7 @@ class TrainPool:
                         del self.running[run]
                         result = collect(self.ctx, *run, proc.returncode)
                         seconds = time.perf_counter() - self.started[run]
-                        stages.record(self.ctx.root, f"rl/{run_name(*run)}",
+                        stages.record(self.ctx.root, stage_name(*run),
                                       settings(self.ctx, *run), result, seconds, self.ctx.log)  # fmt: skip
                 if time.monotonic() - last_report > 30 and self.running:
                     last_report = time.monotonic()  # a progress line every 30 s
@@ -196,7 +201,7 @@ class TrainPool:
         return f"{run_name(*run)} " + (steps[-1].split("] ", 1)[1][:40] if steps else "starting")
 
     def result(self, method: str, seed: int) -> dict[str, Any]:
-        name, want = f"rl/{run_name(method, seed)}", settings(self.ctx, method, seed)
+        name, want = stage_name(method, seed), settings(self.ctx, method, seed)
         while not self._recorded(method, seed):
             if self.error is not None:
                 raise self.error

@@ -149,6 +149,25 @@ def tree_shardings(mesh: Mesh, axes_tree, shapes_tree):
     )
 
 
+def place(x: np.ndarray, mesh: Mesh | None, logical_axes: Sequence[str | None] | None = None):
+    """A host array as a global jax.Array sharded by its logical axes (batch-first by default).
+
+    Every process passes the same full array; `make_array_from_callback` hands each device only its
+    own slice, which is valid whatever devices a shard spans (`host_local_array_to_global_array` is
+    not, when a row's devices cross hosts). Without a mesh the array is put on the default device.
+
+    Args:
+      x: [D0, ...] host array. logical_axes: one name per dimension; default ("act_batch", None...).
+    """
+    if mesh is None:
+        return jax.device_put(x)
+    axes = (
+        tuple(logical_axes) if logical_axes is not None else ("act_batch",) + (None,) * (x.ndim - 1)
+    )
+    sharding = named_sharding(mesh, axes, x.shape)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
 def gather_to_host(tree):
     """Every leaf as a full NumPy array.
 

@@ -11,9 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-class DataError(ValueError):
-    """A data file or row that cannot be used; the message names the file, line and field."""
+from dlogp_jax.errors import DataError
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

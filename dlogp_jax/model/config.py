@@ -12,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from dlogp_jax.errors import UnsupportedModelError
+
 SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "llama")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
-
-
-class UnsupportedModelError(ValueError):
-    """A checkpoint config that this decoder cannot run exactly."""
 
 
 @dataclasses.dataclass(frozen=True)

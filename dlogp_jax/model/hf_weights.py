@@ -26,15 +26,12 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from dlogp_jax.errors import CheckpointError
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.transformer import ParamInfo, param_table
 from dlogp_jax.sharding import gather_to_host, named_sharding
 
 SUPPORTED_DTYPES = {"F32": np.float32, "BF16": ml_dtypes.bfloat16, "F16": np.float16}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be loaded; the message names the file/tensor and the fix."""
 
 
 # ours -> (HF name template, to_ours(hf_array, config), to_hf(our_array, config))

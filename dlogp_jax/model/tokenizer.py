@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlogp_jax.model.hf_weights import CheckpointError
+from dlogp_jax.errors import CheckpointError, DataError
 
 _PROBE = "Hello world 12+7=19.\n  Answer: \\boxed{x}\tend"
 
@@ -68,3 +68,24 @@ def check_same_tokenizer(tok_a, tok_b, name_a: str = "base", name_b: str = "rl")
             + ". Δlog p compares the same token under both models, so both must share one "
             "tokenizer (e.g. Qwen2.5-32B and DAPO-Qwen-32B do)."
         )
+
+
+DEFAULT_STOPS = ("<|im_end|>", "<|endoftext|>")
+
+
+def stop_token_ids(tokenizer, names: str = "") -> tuple[int, ...]:
+    """Token ids that end a sequence, sorted.
+
+    Args:
+      names: comma-separated token strings; empty means the tokenizer's eos plus `<|im_end|>` and
+        `<|endoftext|>` where the vocabulary has them (a chat model ends its turn with the first,
+        a base model its text with the second, and the pair shares one tokenizer).
+    Raises:
+      DataError naming the tokens a non-empty `names` lists that the vocabulary lacks.
+    """
+    wanted = [s for s in names.split(",") if s]
+    vocab = tokenizer.get_vocab()
+    if missing := [s for s in wanted if s not in vocab]:
+        raise DataError(f"stop_tokens: {missing} are not tokens of the tokenizer.")
+    wanted = wanted or [tokenizer.eos_token, *DEFAULT_STOPS]
+    return tuple(sorted({vocab[s] for s in wanted if s in vocab}))

@@ -8,7 +8,7 @@
 
 Each preset is the matching preset of configs/dapo.py, score.py or sample.py with the mesh, batch
 and memory settings below (see docs/operators.md for the whole procedure). The algorithm settings
-(PAPER.md §5-6) are unchanged; only how the work is laid out on the slice differs.
+(docs/method.md §4) are unchanged; only how the work is laid out on the slice differs.
 
 Slices (v5p: one JAX device per chip, 95 GB HBM per chip, 4 chips per host):
   v5p-32 = 16 chips / 4 hosts, v5p-64 = 32 chips / 8 hosts, v5p-128 = 64 chips / 16 hosts.
@@ -78,22 +78,38 @@ from dlogp_jax.config_args import parse_arg
 # Machine-readable description of every preset (benchmarks/presets_memory.py and the tests read it).
 SLICES = {"v5p-32": (16, 4), "v5p-64": (32, 8), "v5p-128": (64, 16)}  # chips, hosts
 HBM_BYTES_PER_CHIP = 95e9
+# cli: the config file the preset starts from; base: that file's preset arg; model: the
+# dlogp_jax.model.config preset of the model's shape; mesh: the device mesh over the slice's chips.
 PRESETS = {
     "dapo_qwen2p5_math_7b_v5p64": dict(
-        cli="dapo", base="qwen2p5_math_7b", slice="v5p-64", model="qwen2p5_math_7b",
+        cli="dapo",
+        base="qwen2p5_math_7b",
+        slice="v5p-64",
+        model="qwen2p5_math_7b",
         mesh="fsdp:8,tensor:4",
     ),
     "dapo_qwen3_8b_base_v5p128": dict(
-        cli="dapo", base="qwen3_8b_base", slice="v5p-128", model="qwen3_8b",
+        cli="dapo",
+        base="qwen3_8b_base",
+        slice="v5p-128",
+        model="qwen3_8b",
         mesh="fsdp:16,tensor:4",
     ),
     "score_qwen2p5_32b_v5p32": dict(
-        cli="score", base="", slice="v5p-32", model="qwen2p5_32b", mesh="data:2,tensor:8",
+        cli="score",
+        base="",
+        slice="v5p-32",
+        model="qwen2p5_32b",
+        mesh="data:2,tensor:8",
     ),
     "sample_qwen2p5_32b_v5p64": dict(
-        cli="sample", base="paper", slice="v5p-64", model="qwen2p5_32b", mesh="data:4,tensor:8",
+        cli="sample",
+        base="paper",
+        slice="v5p-64",
+        model="qwen2p5_32b",
+        mesh="data:4,tensor:8",
     ),
-}  # fmt: skip
+}
 
 
 def _sibling(name: str):
@@ -111,8 +127,13 @@ def _dapo_common(c, preset: dict) -> None:
     c.param_dtype = "float32"  # master weights + AdamW state
     c.reference = False  # no KL, no Δlog p-vs-init metrics: saves a frozen copy of the weights
     c.total_steps = 250  # the paper's curves stop at about 250 steps
-    c.trainer.update(save_every=10, keep_checkpoints=3, export_every=50, grader_workers=16,
-                     chunk_tokens=512, remat=True, mini_batches=16)  # fmt: skip
+    c.trainer.save_every = 10  # training steps between checkpoints
+    c.trainer.keep_checkpoints = 3  # newest checkpoints kept
+    c.trainer.export_every = 50  # training steps between HF exports
+    c.trainer.grader_workers = 16  # grading processes per host
+    c.trainer.chunk_tokens = 512  # tokens projected to the vocabulary at once
+    c.trainer.remat = True  # recompute activations in the backward pass
+    c.trainer.mini_batches = 16  # the paper's 16 updates of 32 prompts per step
 
 
 def get_config(arg=None):
@@ -129,22 +150,28 @@ def get_config(arg=None):
     if name == "dapo_qwen2p5_math_7b_v5p64":
         _dapo_common(c, preset)
         c.workdir = "runs/dapo_qwen2p5_math_7b_v5p64"
-        c.rollout.update(gen_prompts=64, max_gen_rounds=240)  # 10 x 1536 prompts per step at most
-        c.trainer.update(micro_batches=32)  # 16 sequences per micro-batch: 2 per chip
+        c.rollout.gen_prompts = 64  # prompts per round, sized to the KV cache (see above)
+        c.rollout.max_gen_rounds = 240  # 240 x 64 = 10 x 1536 prompts per step at most
+        c.trainer.micro_batches = 32  # 16 sequences per micro-batch: 2 per chip
     elif name == "dapo_qwen3_8b_base_v5p128":
         _dapo_common(c, preset)
         c.workdir = "runs/dapo_qwen3_8b_base_v5p128"
-        c.rollout.update(gen_prompts=16, max_gen_rounds=960)
-        c.trainer.update(micro_batches=32)  # 16 sequences per micro-batch: 1 per chip
+        c.rollout.gen_prompts = 16  # prompts per round, sized to the KV cache (see above)
+        c.rollout.max_gen_rounds = 960  # 960 x 16 = 10 x 1536 prompts per step at most
+        c.trainer.micro_batches = 32  # 16 sequences per micro-batch: 1 per chip
     elif name == "score_qwen2p5_32b_v5p32":
-        c.mesh, c.dtype, c.out = preset["mesh"], "bfloat16", "runs/score_qwen2p5_32b"
+        c.mesh = preset["mesh"]
+        c.dtype = "bfloat16"  # both 32B models in bf16: 16.4 GB of params per chip
+        c.out = "runs/score_qwen2p5_32b"
         c.batch_size = 16  # rows per step: 8 per data replica
-        c.length_bucket = 512
+        c.length_bucket = 512  # pad lengths to multiples of 512 tokens
         c.max_length = 24576  # prompt + the paper's 20000-token responses
-        c.chunk_tokens = 1024
+        c.chunk_tokens = 1024  # tokens projected to the vocabulary at once
     elif name == "sample_qwen2p5_32b_v5p64":
-        c.mesh, c.dtype, c.out = preset["mesh"], "bfloat16", "runs/sample_qwen2p5_32b"
+        c.mesh = preset["mesh"]
+        c.dtype = "bfloat16"  # both 32B models in bf16: 16.4 GB of params per chip
+        c.out = "runs/sample_qwen2p5_32b"
         c.batch_prompts = 1  # x n=32 (the paper's setting) = 32 sequences, 8 per data replica
-        c.prompt_buckets = "128,256,512"
-        c.grader_workers = 8
+        c.prompt_buckets = "128,256,512"  # AIME prompts are short
+        c.grader_workers = 8  # math-verify processes
     return c

@@ -22,6 +22,9 @@ def parse_arg(arg, **defaults):
 
 def distributed():
     """`jax.distributed` settings; empty coordinator = auto-detect (TPU pods, SLURM)."""
-    return ml_collections.ConfigDict(
-        dict(enabled=False, coordinator_address="", num_processes=1, process_id=0)
-    )
+    d = ml_collections.ConfigDict()
+    d.enabled = False  # call jax.distributed.initialize() (or set DLOGP_DISTRIBUTED=1)
+    d.coordinator_address = ""  # "host:port" of process 0; "" = auto-detect (TPU pods, SLURM)
+    d.num_processes = 1  # processes in the job (read only with coordinator_address)
+    d.process_id = 0  # this process's index, 0-based (read only with coordinator_address)
+    return d

@@ -38,9 +38,11 @@ def _setup(name):
 
 def test_the_four_presets_exist_and_others_are_refused():
     assert NAMES == [
-        "dapo_qwen2p5_math_7b_v5p64", "dapo_qwen3_8b_base_v5p128",
-        "sample_qwen2p5_32b_v5p64", "score_qwen2p5_32b_v5p32",
-    ]  # fmt: skip
+        "dapo_qwen2p5_math_7b_v5p64",
+        "dapo_qwen3_8b_base_v5p128",
+        "sample_qwen2p5_32b_v5p64",
+        "score_qwen2p5_32b_v5p32",
+    ]
     with pytest.raises(ValueError, match="choose exactly one preset"):
         get_config("pods", None)
     with pytest.raises(ValueError, match="unknown config arg"):
@@ -99,9 +101,13 @@ def _state_bytes_per_chip(name):
 
 @pytest.mark.parametrize(
     "name, expected_gb",
-    [("dapo_qwen2p5_math_7b_v5p64", 3.8), ("dapo_qwen3_8b_base_v5p128", 2.05),
-     ("score_qwen2p5_32b_v5p32", 16.4), ("sample_qwen2p5_32b_v5p64", 16.4)],
-)  # fmt: skip
+    [
+        ("dapo_qwen2p5_math_7b_v5p64", 3.8),
+        ("dapo_qwen3_8b_base_v5p128", 2.05),
+        ("score_qwen2p5_32b_v5p32", 16.4),
+        ("sample_qwen2p5_32b_v5p64", 16.4),
+    ],
+)
 def test_per_chip_params_and_optimizer_bytes(name, expected_gb):
     model, chips, params, opt = _state_bytes_per_chip(name)
     if opt:  # DAPO: fp32 params + fp32 grads + AdamW mu, nu: 16 B per parameter, evenly sharded

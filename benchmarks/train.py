@@ -68,17 +68,33 @@ def main():
     args = p.parse_args()
 
     cfg = ModelConfig(
-        model_type="qwen2", vocab_size=args.vocab, hidden_size=args.hidden,
-        intermediate_size=args.intermediate, num_layers=args.layers, num_heads=args.heads,
-        num_kv_heads=args.kv_heads, head_dim=args.hidden // args.heads, qkv_bias=True,
-        tie_embeddings=True, dtype=args.dtype,
-    )  # fmt: skip
+        model_type="qwen2",
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=args.intermediate,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        num_kv_heads=args.kv_heads,
+        head_dim=args.hidden // args.heads,
+        qkv_bias=True,
+        tie_embeddings=True,
+        dtype=args.dtype,
+    )
     dtype = jnp.dtype(args.dtype)
     params = transformer.init(jax.random.key(0), cfg, dtype=dtype)
     opt = OptimizerConfig(lr=1e-5, warmup_steps=0)
     state = create(params, make_optimizer(opt, args.mini_batches), 0)
-    step_cfg = train_step.StepConfig(cfg, dapo_loss.LossConfig(), args.prompt_len, args.vocab,
-                                     512, 1, True, opt, args.mini_batches)  # fmt: skip
+    step_cfg = train_step.StepConfig(
+        model=cfg,
+        loss=dapo_loss.LossConfig(),
+        prompt_len=args.prompt_len,
+        vocab_limit=args.vocab,
+        chunk_tokens=512,
+        micro_batches=1,
+        remat=True,
+        optimizer=opt,
+        updates_per_step=args.mini_batches,
+    )
     spec = DecodeSpec(mode="single", max_new_tokens=args.response_len, stop_ids=(), n=args.n)
     rng = np.random.default_rng(0)
     prompts = rng.integers(0, args.vocab, (args.prompts, args.prompt_len)).astype(np.int32)
@@ -87,20 +103,26 @@ def main():
     print(
         f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}"
     )
-    print(f"model: {cfg.num_params / 1e6:.1f}M params (L={cfg.num_layers} D={cfg.hidden_size} "
-          f"V={cfg.vocab_size}), {args.dtype}; batch {b} sequences x ({args.prompt_len} prompt + "
-          f"{args.response_len} response) tokens, {args.mini_batches} mini-batches")  # fmt: skip
+    print(
+        f"model: {cfg.num_params / 1e6:.1f}M params (L={cfg.num_layers} D={cfg.hidden_size} "
+        f"V={cfg.vocab_size}), {args.dtype}; batch {b} sequences x ({args.prompt_len} prompt + "
+        f"{args.response_len} response) tokens, {args.mini_batches} mini-batches"
+    )
 
     def rollout():
-        out = generate(state.params, prompts, mask, np.arange(args.prompts), spec=spec,
-                       config_base=cfg, seed=1)  # fmt: skip
+        out = generate(
+            state.params, prompts, mask, np.arange(args.prompts), spec=spec, config_base=cfg, seed=1
+        )
         return np.asarray(out.tokens)
 
     def batch_from(responses):
         tokens = np.concatenate([np.repeat(prompts, args.n, 0), responses], 1)
-        return {"tokens": tokens, "mask": np.ones_like(tokens, bool),
-                "resp_mask": np.ones(responses.shape, np.float32),
-                "adv": rng.standard_normal(responses.shape).astype(np.float32)}  # fmt: skip
+        return {
+            "tokens": tokens,
+            "mask": np.ones_like(tokens, bool),
+            "resp_mask": np.ones(responses.shape, np.float32),
+            "adv": rng.standard_normal(responses.shape).astype(np.float32),  # random: timing only
+        }
 
     def old_logp(batch):
         lp, _ = train_step.forward_logprobs(state.params, batch["tokens"], batch["mask"], step_cfg)
@@ -137,9 +159,11 @@ def main():
     print(f"{'old log-probs':<22}{t2 - t1:>10.3f}{b * seq / (t2 - t1):>14.1f}")
     print(f"{'updates':<22}{t3 - t2:>10.3f}{b * seq / (t3 - t2):>14.1f}")
     print(f"{'whole step':<22}{t3 - t0:>10.3f}{gen_tokens / (t3 - t0):>14.1f}  (response tokens)")
-    print(f"\nupdate model FLOPs {flops / 1e9:.1f} GFLOP in {t3 - t2:.3f}s = "
-          f"{flops / (t3 - t2) / 1e9:.1f} GFLOP/s; measured {args.dtype} matmul peak "
-          f"{peak / 1e9:.1f} GFLOP/s; MFU {100 * mfu:.1f}%")  # fmt: skip
+    print(
+        f"\nupdate model FLOPs {flops / 1e9:.1f} GFLOP in {t3 - t2:.3f}s = "
+        f"{flops / (t3 - t2) / 1e9:.1f} GFLOP/s; measured {args.dtype} matmul peak "
+        f"{peak / 1e9:.1f} GFLOP/s; MFU {100 * mfu:.1f}%"
+    )
 
 
 if __name__ == "__main__":

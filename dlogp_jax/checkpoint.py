@@ -24,12 +24,18 @@ def _absolute(path: str) -> str:
 
 
 def abstract_like(tree):
-    """ShapeDtypeStructs (with shardings) of a concrete tree: the restore target."""
+    """ShapeDtypeStructs (with shardings) of a concrete tree of jax.Arrays: the restore target."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
 class Checkpointer:
-    """Thin wrapper over `ocp.CheckpointManager` with the three items this project saves."""
+    """Thin wrapper over `ocp.CheckpointManager` with the three items this project saves.
+
+    Args:
+      directory: the run's checkpoint directory (created; a local path is made absolute, a URL
+        such as `gs://...` is passed to orbax as is). Steps are its subdirectories `<step>/`.
+      max_to_keep: keep-last-K: older steps are deleted as new ones are saved.
+    """
 
     def __init__(self, directory: str, max_to_keep: int = 3):
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
@@ -37,10 +43,16 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
+        """The newest saved step (what a restarted run resumes from), or None in a fresh run."""
         return self._manager.latest_step()
 
     def save(self, step: int, state, data_state: dict[str, Any], meta: dict[str, Any]) -> None:
-        """Starts an async save of `state` (sharded arrays), the data iterator state and metadata."""
+        """Starts an async save of `state` (sharded arrays), the data iterator state and metadata.
+
+        Args:
+          step: the checkpoint's step (its directory name). state: any pytree of jax.Arrays (a
+            TrainState). data_state, meta: JSON-serializable dicts.
+        """
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             data=ocp.args.JsonSave(data_state),
@@ -49,7 +61,14 @@ class Checkpointer:
         self._manager.save(step, args=args, force=True)
 
     def restore(self, step: int, target_state):
-        """(state, data_state, meta) of `step`, the state placed like `target_state`'s shardings."""
+        """(state, data_state, meta) of `step`, the state placed like `target_state`'s shardings.
+
+        Args:
+          step: a saved step. target_state: a pytree of the saved structure whose leaves (arrays or
+            ShapeDtypeStructs) give each restored array's shape, dtype and sharding.
+        Raises:
+          FileNotFoundError: `step` was never saved here or was dropped by keep-last-K.
+        """
         args = ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_like(target_state)),
             data=ocp.args.JsonRestore(),
@@ -59,8 +78,10 @@ class Checkpointer:
         return out.state, out.data, out.meta
 
     def wait(self) -> None:
+        """Blocks until the last save is durable."""
         self._manager.wait_until_finished()
 
     def close(self) -> None:
+        """Waits for the last save, then releases the manager."""
         self._manager.wait_until_finished()
         self._manager.close()

@@ -1,17 +1,23 @@
-"""Atomic writes: every result file appears whole or not at all (temp file + rename)."""
+"""Atomic writes: every result file appears whole or not at all (temp file + rename).
+
+The temporary file (`.<name>.<random>`) is created beside the target, so the final `os.replace` is a
+rename within one file system; a failing writer leaves the previous file (if any) untouched and no
+temporary file behind. Parent directories are created.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def _atomic(path: str | Path, write) -> Path:
+def _atomic(path: str | Path, write: Callable[[str], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -26,22 +32,33 @@ def _atomic(path: str | Path, write) -> Path:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Writes text atomically."""
+    """Writes text atomically; returns the path."""
     return _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Writes JSON (indented, NaN as null-safe floats) atomically."""
+    """Writes JSON atomically: indented by 2, a final newline, NumPy scalars and arrays as numbers
+    and lists. NaN and infinities are written as Python's `NaN` / `Infinity` (which `json` reads
+    back), not as null.
+
+    Raises:
+      TypeError: for other non-JSON values (before anything is written).
+    """
     return write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Writes one JSON object per line atomically."""
+    """Writes one JSON object per line (compact, NumPy values converted) atomically."""
     return write_text(path, "".join(json.dumps(r, default=_default) + "\n" for r in rows))
 
 
 def write_parquet(path: str | Path, columns: dict[str, Any]) -> Path:
-    """Writes a dict of equal-length columns as a parquet table atomically."""
+    """Writes a dict of equal-length columns as a parquet table atomically.
+
+    Args:
+      columns: name -> [rows] values: arrays (or anything `np.asarray` takes) become typed columns;
+        Python lists are given to pyarrow as they are, so a list of lists becomes a list column.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -52,7 +69,11 @@ def write_parquet(path: str | Path, columns: dict[str, Any]) -> Path:
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> dict[str, np.ndarray]:
-    """A parquet table as a dict of NumPy columns (all, or the named ones)."""
+    """A parquet table as a dict of NumPy columns (all in file order, or the named ones).
+
+    Returns:
+      name -> [rows] array; a list column is an object array of per-row arrays.
+    """
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=columns)

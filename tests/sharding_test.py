@@ -16,6 +16,7 @@ from dlogp_jax.sharding import (
     make_mesh,
     named_sharding,
     parse_mesh_spec,
+    place,
     tree_shardings,
 )
 
@@ -102,6 +103,33 @@ def test_logical_to_spec_rules_and_fallbacks():
 def test_constrain_is_noop_without_mesh():
     x = np.ones((4, 3), np.float32)
     assert constrain(x, ("act_batch", "act_len")) is x
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "want"),
+    [
+        ((8, 3), None, P(("data", "fsdp"), None)),  # batch-first by default
+        ((6, 3), None, P("data", None)),  # 6 rows fit data=2, not data*fsdp=4
+        ((4, 6), ("embed", "mlp"), P("fsdp", "tensor")),
+        ((4, 6), (None, None), P(None, None)),
+    ],
+)
+def test_place_shards_by_logical_axes(shape, axes, want):
+    mesh = make_mesh(SPEC)
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    y = place(x, mesh, axes)
+    assert y.sharding.spec == want and y.sharding.mesh is mesh
+    np.testing.assert_array_equal(np.asarray(y), x)
+    for shard in y.addressable_shards:  # every device holds its own slice of x
+        np.testing.assert_array_equal(np.asarray(shard.data), x[shard.index])
+
+
+def test_place_without_mesh_is_device_put():
+    x = np.arange(6).reshape(2, 3)
+    y = place(x, None)
+    assert isinstance(y, jax.Array) and y.sharding.is_fully_replicated
+    assert y.devices() == {jax.devices()[0]}
+    np.testing.assert_array_equal(np.asarray(y), x)
 
 
 # --------------------------------------------------------------------- sharded model on the mesh

@@ -5,7 +5,7 @@ Legend: B sequences in a (micro-)batch, T response positions.
 Pieces (one concept per function): `ratio`, `token_weights`, `clipped_surrogate` (clip-higher + dual
 clip), `aggregate` (named modes), `k3_kl`, combined by `policy_loss`.
 
-Token weights (PAPER.md §5): the advantage of token t is multiplied by w_t, computed from p_old =
+Token weights (docs/method.md §4): the advantage of token t is multiplied by w_t, computed from p_old =
 π_θold(y_t), the training model's own probability before the step's first update:
   `reshape_reversed` w = 1 + c·(1 − p_old)   the paper's method (c = 0.2 Qwen2.5-Math-7B, 0.1 Qwen3-8B)
   `reshape`          w = c·p_old + 1 − c     "Do not let low-probability tokens over-dominate"

@@ -2,7 +2,7 @@
 
 Legend: G groups (prompts), R = n responses per prompt, Tp prompt length, M max response length.
 
-Dynamic sampling (DAPO): rounds of `gen_prompts` prompts are generated until `train_prompts` groups
+Dynamic sampling (DAPO, docs/method.md §4): rounds of `gen_prompts` prompts are generated until `train_prompts` groups
 with non-constant accuracy have been collected; groups beyond `train_prompts` are discarded (as verl).
 Accuracy is `reward > 0` before overlong shaping. Rewards are chosen per `data_source`
 (`rewards_by_source`, e.g. math_dapo -> dapo_answer), else `default_reward`.
@@ -15,6 +15,7 @@ batch is built identically everywhere.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -24,7 +25,7 @@ from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.rl.advantages import keep_groups, overlong_penalty
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.sampling import DecodeSpec, generate, left_pad
-from dlogp_jax.sharding import gather_to_host, named_sharding
+from dlogp_jax.sharding import gather_to_host, place
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,7 @@ class RolloutConfig:
     rewards_by_source: tuple[tuple[str, str], ...] = (("math_dapo", "dapo_answer"),)
 
     def reward_for(self, data_source: str) -> str:
+        """The reward name of a row: the first `rewards_by_source` prefix it matches, else default."""
         for prefix, name in self.rewards_by_source:
             if data_source.startswith(prefix):
                 return name
@@ -64,33 +66,60 @@ class Groups:
     accuracy: np.ndarray  # [G, R] 0/1
 
     def take(self, keep: np.ndarray) -> Groups:
+        """The groups `keep` ([K] indices, in that order) with their R response rows each."""
+        keep = np.asarray(keep, np.int64)
         r = self.rewards.shape[1]
-        rows = (np.asarray(keep)[:, None] * r + np.arange(r)).reshape(-1)
-        return Groups(self.prompt_index[keep], self.prompt_tokens[keep], self.prompt_mask[keep],
-                      self.responses[rows], self.lengths[rows], self.rewards[keep], self.accuracy[keep])  # fmt: skip
+        rows = (keep[:, None] * r + np.arange(r)).reshape(-1)
+        return Groups(
+            prompt_index=self.prompt_index[keep],
+            prompt_tokens=self.prompt_tokens[keep],
+            prompt_mask=self.prompt_mask[keep],
+            responses=self.responses[rows],
+            lengths=self.lengths[rows],
+            rewards=self.rewards[keep],
+            accuracy=self.accuracy[keep],
+        )
 
     @staticmethod
     def concat(parts: list[Groups]) -> Groups:
+        """The groups of `parts` one after the other (every field concatenated on axis 0)."""
         fields = [f.name for f in dataclasses.fields(Groups)]
-        return Groups(*[np.concatenate([getattr(p, f) for p in parts]) for f in fields])
+        return Groups(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 
 
 def _global(x: np.ndarray, mesh):
     """The global array of every process's rows (process-major), placed batch-sharded.
 
-    Each process contributes its own prompts; all processes first gather every row, then place
-    them with `make_array_from_callback`, which is valid whatever devices a batch shard spans
-    (`host_local_array_to_global_array` is not, when a row's devices cross hosts).
+    Each process contributes its own prompts; all processes first gather every row, then `place`
+    them (valid whatever devices a batch shard spans).
+
+    Args:
+      x: [B_local, ...] this process's rows. Returns: [B_local * processes, ...] jax.Array.
     """
     if jax.process_count() > 1:
         x = np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    sharding = named_sharding(mesh, ("act_batch",) + (None,) * (x.ndim - 1), x.shape)
-    return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
+    return place(x, mesh)
 
 
-def generate_round(params, config: ModelConfig, prompts, idx, spec: DecodeSpec, seed, tp, mesh):
+def generate_round(
+    params,
+    *,
+    config: ModelConfig,
+    prompts,
+    idx,
+    spec: DecodeSpec,
+    seed: int,
+    tp: int,
+    mesh,
+):
     """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays.
 
+    Args:
+      params: policy parameters. config: their ModelConfig.
+      prompts: every prompt (objects with `.ids`). idx: [G_local] this process's prompt indices.
+      spec: single-mode DecodeSpec (spec.n responses per prompt, M = spec.max_new_tokens).
+      seed: generation seed; a sample depends on (seed, prompt index, sample index) only.
+      tp: Tp, the prompt length bucket (left padding). mesh: the device mesh.
     Returns:
       (all processes' prompt indices [G], prompt tokens [G, Tp], prompt mask [G, Tp],
       responses [G*n, M], lengths [G*n]) as NumPy, identical on every process.
@@ -104,8 +133,25 @@ def generate_round(params, config: ModelConfig, prompts, idx, spec: DecodeSpec, 
     return all_idx, all_tokens, all_mask, out["tokens"], out["length"]
 
 
-def score_round(cfg: RolloutConfig, prompts, idx, responses, lengths, tokenizer, grader: Grader):
-    """(shaped rewards [G, R], accuracy [G, R]) of one round's responses."""
+def score_round(
+    cfg: RolloutConfig,
+    *,
+    prompts,
+    idx,
+    responses: np.ndarray,
+    lengths: np.ndarray,
+    tokenizer,
+    grader: Grader,
+):
+    """Rewards of one round's responses, each prompt's reward chosen by its `data_source`.
+
+    Args:
+      prompts: every prompt (objects with `.answer`, `.data_source`). idx: [G] prompt indices.
+      responses: [G*R, M] token ids (R = cfg.n, rows g*R + j). lengths: [G*R] response lengths.
+    Returns:
+      (shaped rewards [G, R] float32: raw reward + overlong penalty, accuracy [G, R] float32:
+      raw reward > 0).
+    """
     texts = [
         tokenizer.decode(r[:n].tolist(), skip_special_tokens=True)
         for r, n in zip(responses, lengths)
@@ -127,25 +173,57 @@ class NotEnoughGroups(RuntimeError):
     """Dynamic sampling could not fill the batch within max_gen_rounds."""
 
 
-def collect(cfg: RolloutConfig, next_prompts, params, model: ModelConfig, prompts, spec, seeds,
-            tp: int, tokenizer, grader: Grader, mesh):  # fmt: skip
+def collect(
+    cfg: RolloutConfig,
+    *,
+    next_prompts: Callable[[], Sequence[int]],
+    params,
+    model: ModelConfig,
+    prompts,
+    spec: DecodeSpec,
+    seeds: Callable[[int], int],
+    tp: int,
+    tokenizer,
+    grader: Grader,
+    mesh,
+) -> tuple[Groups, dict[str, float]]:
     """Generation rounds until `train_prompts` informative groups exist.
 
     Args:
+      cfg: rollout settings (R = cfg.n responses per prompt).
       next_prompts: callable returning this process's next [gen_prompts] prompt indices.
-      seeds: callable round -> int generation seed.
+      params, model: the policy and its ModelConfig. prompts: every prompt (data.sources.PromptRow).
+      spec: the rollout DecodeSpec. seeds: callable round -> int generation seed.
+      tp: Tp, the prompt length bucket. tokenizer: decodes responses for the rewards.
+      grader: scores them. mesh: the device mesh.
     Returns:
-      (Groups with exactly train_prompts groups, stats dict: rounds, groups_generated, groups_kept,
-      reward_mean / accuracy over all generated responses).
+      (Groups of exactly train_prompts groups, in generation order: the first informative ones,
+      the surplus of the last round dropped; stats dict: gen_rounds, groups_generated,
+      groups_kept (before the cut), reward_mean / accuracy over all generated responses).
     Raises:
       NotEnoughGroups: with how many groups survived.
     """
-    kept, generated, all_rewards, all_acc = [], 0, [], []
+    kept, generated, total, all_rewards, all_acc = [], 0, 0, [], []
     for round_ in range(cfg.max_gen_rounds):
         idx, tokens, mask, responses, lengths = generate_round(
-            params, model, prompts, next_prompts(), spec, seeds(round_), tp, mesh
+            params,
+            config=model,
+            prompts=prompts,
+            idx=next_prompts(),
+            spec=spec,
+            seed=seeds(round_),
+            tp=tp,
+            mesh=mesh,
         )
-        rewards, acc = score_round(cfg, prompts, idx, responses, lengths, tokenizer, grader)
+        rewards, acc = score_round(
+            cfg,
+            prompts=prompts,
+            idx=idx,
+            responses=responses,
+            lengths=lengths,
+            tokenizer=tokenizer,
+            grader=grader,
+        )
         groups = Groups(idx, tokens, mask, responses, lengths, rewards, acc)
         generated += len(idx)
         all_rewards.append(rewards)
@@ -156,10 +234,12 @@ def collect(cfg: RolloutConfig, next_prompts, params, model: ModelConfig, prompt
         if total >= cfg.train_prompts:
             batch = Groups.concat(kept).take(np.arange(cfg.train_prompts))
             stats = {
-                "gen_rounds": round_ + 1, "groups_generated": generated, "groups_kept": total,
+                "gen_rounds": round_ + 1,
+                "groups_generated": generated,
+                "groups_kept": total,
                 "reward_mean": float(np.mean(np.concatenate(all_rewards))),
                 "accuracy": float(np.mean(np.concatenate(all_acc))),
-            }  # fmt: skip
+            }
             return batch, stats
     raise NotEnoughGroups(
         f"dynamic sampling kept {total} informative groups (non-constant accuracy) out of "

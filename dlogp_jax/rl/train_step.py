@@ -41,10 +41,16 @@ class StepConfig:
 
 def _logp(params, tokens, mask, cfg: StepConfig, with_entropy=False):
     return response_logprobs(
-        params, tokens, mask, config=cfg.model, prompt_len=cfg.prompt_len,
-        vocab_limit=cfg.vocab_limit, chunk_tokens=cfg.chunk_tokens,
-        with_entropy=with_entropy, remat=cfg.remat,
-    )  # fmt: skip
+        params,
+        tokens,
+        mask,
+        config=cfg.model,
+        prompt_len=cfg.prompt_len,
+        vocab_limit=cfg.vocab_limit,
+        chunk_tokens=cfg.chunk_tokens,
+        with_entropy=with_entropy,
+        remat=cfg.remat,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
@@ -74,9 +80,16 @@ def update(state: TrainState, batch: dict, cfg: StepConfig):
     def loss_fn(params, mb):
         logp = _logp(params, mb["tokens"], mb["mask"], cfg)
         return policy_loss(
-            logp, mb["logp_old"], mb["adv"], mb["weights"], mb["resp_mask"], cfg.loss,
-            num_tokens, num_seqs, mb.get("logp_ref"),
-        )  # fmt: skip
+            logp,
+            mb["logp_old"],
+            mb["adv"],
+            mb["weights"],
+            mb["resp_mask"],
+            cfg.loss,
+            num_tokens,
+            num_seqs,
+            mb.get("logp_ref"),
+        )
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 

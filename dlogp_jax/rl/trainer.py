@@ -1,6 +1,6 @@
 """DAPO training with the paper's probability-based token weights: the step loop.
 
-One training step (PAPER.md §5-6, verl's DAPO recipe):
+One training step (docs/method.md §4, verl's DAPO recipe):
   1. rollout: sample n responses per prompt from the current policy (temperature 1, top-p 1), reward
      them, keep groups with non-constant accuracy until `train_prompts` groups exist (rollout.py);
   2. GRPO advantages per group, broadcast to response tokens;
@@ -11,8 +11,9 @@ Metrics go to `metrics.jsonl` and TensorBoard; checkpoints (orbax, async, keep-l
 and HF exports of the policy go to the work directory. A resumed run continues identically: the
 generation seeds derive from (seed, step, round), and the data iterator state is checkpointed.
 
-Deviations from the official code: see dapo_loss.py (exact token mean); generation uses our sampler
-(exact, full vocabulary) instead of vLLM; p_old comes from this model's forward pass as in verl.
+Deviations from the official code (docs/method.md §6): see dapo_loss.py (exact token mean);
+generation uses our sampler (exact, full vocabulary) instead of vLLM; p_old comes from this model's
+forward pass as in verl.
 """
 
 from __future__ import annotations
@@ -22,20 +23,25 @@ import functools
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from dlogp_jax.checkpoint import Checkpointer
+from dlogp_jax.data.sources import prompt_batches
+from dlogp_jax.model.tokenizer import stop_token_ids
+from dlogp_jax.outputs import write_text
 from dlogp_jax.rl import dapo_loss, train_step
 from dlogp_jax.rl.advantages import grpo_advantages
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.rl.rollout import Groups, RolloutConfig, collect
 from dlogp_jax.rl.train_state import OptimizerConfig, TrainState, create, make_optimizer, schedule
 from dlogp_jax.sampling import DecodeSpec
-from dlogp_jax.sharding import gather_to_host, named_sharding
+from dlogp_jax.sharding import gather_to_host, place
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +62,7 @@ class TrainerConfig:
     eval_every: int = 0  # evaluate held-out accuracy every N steps (and at step 0); 0 = never
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunContext:
     """What the loop needs besides the state (host objects, not traced)."""
 
@@ -72,8 +78,15 @@ class RunContext:
     eval_fn: Any = None  # eval_fn(params, grader) -> dict of `eval_*` metrics
 
 
-def batch_arrays(groups: Groups, n: int, stop_pad: int) -> dict[str, np.ndarray]:
-    """The training batch dict (see train_step) from collected groups, without logp_old/weights."""
+def batch_arrays(groups: Groups, n: int) -> dict[str, np.ndarray]:
+    """The training batch dict (see train_step) from collected groups, without logp_old/weights.
+
+    Args:
+      groups: G groups of n responses (rows g*n + j), prompts [G, Tp], responses [G*n, M].
+    Returns:
+      tokens [G*n, Tp+M] int32, mask [G*n, Tp+M] bool, resp_mask [G*n, M] f32 and adv [G*n, M]
+      f32 (the group's GRPO advantage on every response token, 0 after the response).
+    """
     m = groups.responses.shape[1]
     prompt_tokens = np.repeat(groups.prompt_tokens, n, axis=0)
     prompt_mask = np.repeat(groups.prompt_mask, n, axis=0)
@@ -88,11 +101,7 @@ def batch_arrays(groups: Groups, n: int, stop_pad: int) -> dict[str, np.ndarray]
 
 
 def _device(batch: dict, mesh) -> dict:
-    def put(x):
-        sharding = named_sharding(mesh, ("act_batch",) + (None,) * (x.ndim - 1), x.shape)
-        return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
-
-    return {k: put(v) for k, v in batch.items()}
+    return {k: place(v, mesh) for k, v in batch.items()}
 
 
 def _masked_stats(x: np.ndarray, mask: np.ndarray, prefix: str) -> dict[str, float]:
@@ -120,21 +129,67 @@ class _Preempted:
         signal.signal(signal.SIGTERM, self._old)
 
 
-def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConfig,
-          loss: dapo_loss.LossConfig, opt: OptimizerConfig, log=print) -> TrainState:  # fmt: skip
-    """Runs (or resumes) training in `ctx.workdir` up to `cfg.total_steps`; returns the final state."""
-    from dlogp_jax.data.sources import prompt_batches
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """The static settings one training step needs."""
 
-    per_mini = rollout.train_prompts * rollout.n // cfg.mini_batches
-    if rollout.train_prompts * rollout.n % cfg.mini_batches or per_mini % cfg.micro_batches:
-        raise ValueError(
-            f"train_prompts*n = {rollout.train_prompts * rollout.n} sequences must split into "
-            f"mini_batches={cfg.mini_batches} x micro_batches={cfg.micro_batches} equal parts."
-        )
+    ctx: RunContext
+    cfg: TrainerConfig
+    rollout: RolloutConfig
+    step_cfg: train_step.StepConfig
+    spec: DecodeSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class _MetricsLog:
+    """Where step metrics go: metrics.jsonl, TensorBoard and the progress log (writer only)."""
+
+    path: Path
+    writer: Any  # tensorboardX SummaryWriter, None on processes that do not write
+    is_writer: bool
+    log: Callable[[str], None]
+    cfg: TrainerConfig
+    start_time: float
+    start_step: int
+
+
+def train(
+    ctx: RunContext,
+    init_params,
+    *,
+    cfg: TrainerConfig,
+    rollout: RolloutConfig,
+    loss: dapo_loss.LossConfig,
+    opt: OptimizerConfig,
+    log: Callable[[str], None] = print,
+) -> TrainState:
+    """Runs (or resumes) training in `ctx.workdir` up to `cfg.total_steps`.
+
+    Args:
+      ctx: the run's host objects. init_params: the policy at step 0 (ignored when resuming; its
+        shardings are the restore target).
+      cfg, rollout, loss, opt: loop, rollout, loss and optimizer settings.
+      log: progress lines (one per `cfg.log_every` steps, resume and preemption notes).
+    Returns:
+      The final TrainState (step `cfg.total_steps`, or the last saved step after SIGTERM).
+    Raises:
+      ValueError: when train_prompts * n sequences do not split into mini x micro batches.
+      rollout.NotEnoughGroups: when dynamic sampling cannot fill a step's batch.
+    """
+    _check_batch_split(cfg, rollout)
+    step_cfg = train_step.StepConfig(
+        model=ctx.model,
+        loss=loss,
+        prompt_len=ctx.prompt_len,
+        vocab_limit=len(ctx.tokenizer),
+        chunk_tokens=cfg.chunk_tokens,
+        micro_batches=cfg.micro_batches,
+        remat=cfg.remat,
+        optimizer=opt,
+        updates_per_step=cfg.mini_batches,
+    )
+    run = _Run(ctx, cfg, rollout, step_cfg, _rollout_spec(ctx.tokenizer, rollout))
     lr_at = schedule(opt, cfg.mini_batches)
-    step_cfg = train_step.StepConfig(ctx.model, loss, ctx.prompt_len, len(ctx.tokenizer),
-                                     cfg.chunk_tokens, cfg.micro_batches, cfg.remat,
-                                     opt, cfg.mini_batches)  # fmt: skip
     with jax.set_mesh(ctx.mesh):
         state = _create(init_params, opt, cfg.mini_batches, cfg.seed)
     data = prompt_batches(len(ctx.prompts), rollout.gen_prompts, cfg.seed)
@@ -146,26 +201,22 @@ def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConf
     metrics_file = ctx.workdir / "metrics.jsonl"
     _truncate_metrics(metrics_file, int(state.step), ctx.is_writer)
     writer = _tensorboard(ctx.workdir / "tb") if ctx.is_writer else None
-    spec = DecodeSpec(mode="single", temperature=rollout.temperature, top_p=rollout.top_p,
-                      max_new_tokens=rollout.max_response_len, stop_ids=stop_ids(ctx.tokenizer),
-                      pad_id=ctx.tokenizer.pad_token_id or 0, vocab_limit=len(ctx.tokenizer), n=rollout.n)  # fmt: skip
-    preempt, start_time, start_step = _Preempted(), time.perf_counter(), int(state.step)
+    out = _MetricsLog(
+        metrics_file, writer, ctx.is_writer, log, cfg, time.perf_counter(), int(state.step)
+    )
+    preempt = _Preempted()
     try:
         with Grader(workers=cfg.grader_workers) as grader:
             evaluating = ctx.eval_fn is not None and cfg.eval_every > 0
             if evaluating and int(state.step) == 0:
-                _log_eval(metrics_file, writer, ctx, 0, ctx.eval_fn(state.params, grader))
+                _log_eval(out, 0, ctx.eval_fn(state.params, grader))
             while int(state.step) < cfg.total_steps and not preempt.flag:
                 step = int(state.step)
-                state, metrics = _one_step(
-                    state, step, ctx, cfg, rollout, step_cfg, spec, data, grader
-                )
+                state, metrics = _one_step(state, step, run, data, grader)
                 if evaluating and (step + 1) % cfg.eval_every == 0:
                     metrics.update(ctx.eval_fn(state.params, grader))
                 metrics["lr"] = float(lr_at(step * cfg.mini_batches))
-                _log_step(
-                    metrics, metrics_file, writer, ctx.is_writer, log, cfg, start_time, start_step
-                )
+                _log_step(metrics, out)
                 done = int(state.step)
                 if done % cfg.save_every == 0 or done == cfg.total_steps or preempt.flag:
                     data_state = {str(jax.process_index()): data.get_state()}
@@ -184,21 +235,58 @@ def train(ctx: RunContext, init_params, cfg: TrainerConfig, rollout: RolloutConf
     return state
 
 
+def _check_batch_split(cfg: TrainerConfig, rollout: RolloutConfig) -> None:
+    per_mini = rollout.train_prompts * rollout.n // cfg.mini_batches
+    if rollout.train_prompts * rollout.n % cfg.mini_batches or per_mini % cfg.micro_batches:
+        raise ValueError(
+            f"train_prompts*n = {rollout.train_prompts * rollout.n} sequences must split into "
+            f"mini_batches={cfg.mini_batches} x micro_batches={cfg.micro_batches} equal parts."
+        )
+
+
+def _rollout_spec(tokenizer, rollout: RolloutConfig) -> DecodeSpec:
+    """Plain sampling of n responses per prompt over the tokenizer's vocabulary."""
+    return DecodeSpec(
+        mode="single",
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        max_new_tokens=rollout.max_response_len,
+        stop_ids=stop_token_ids(tokenizer),
+        pad_id=tokenizer.pad_token_id or 0,
+        vocab_limit=len(tokenizer),
+        n=rollout.n,
+    )
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _create(params, opt: OptimizerConfig, updates_per_step: int, seed: int) -> TrainState:
     return create(params, make_optimizer(opt, updates_per_step), seed)
 
 
-def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
+def _one_step(state, step: int, run: _Run, data, grader):
+    ctx, cfg, step_cfg = run.ctx, run.cfg, run.step_cfg
     t0 = time.perf_counter()
     key = jax.random.wrap_key_data(state.rng)
-    seeds = lambda r: int(
-        jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, step), r), (), 0, 2**31 - 1)
+
+    def seeds(round_: int) -> int:  # a function of (seed, step, round): resumes reproduce it
+        round_key = jax.random.fold_in(jax.random.fold_in(key, step), round_)
+        return int(jax.random.randint(round_key, (), 0, 2**31 - 1))
+
+    groups, stats = collect(
+        run.rollout,
+        next_prompts=lambda: next(data),
+        params=state.params,
+        model=ctx.model,
+        prompts=ctx.prompts,
+        spec=run.spec,
+        seeds=seeds,
+        tp=ctx.prompt_len,
+        tokenizer=ctx.tokenizer,
+        grader=grader,
+        mesh=ctx.mesh,
     )
-    groups, stats = collect(rollout, lambda: next(data), state.params, ctx.model, ctx.prompts, spec,
-                            seeds, ctx.prompt_len, ctx.tokenizer, grader, ctx.mesh)  # fmt: skip
     t1 = time.perf_counter()
-    host = batch_arrays(groups, rollout.n, spec.pad_id)
+    host = batch_arrays(groups, run.rollout.n)
     chunks = cfg.mini_batches * cfg.micro_batches  # old/ref passes run at micro-batch size
     with jax.set_mesh(ctx.mesh):
         logp_old, entropy = _forward_in_chunks(state.params, host, chunks, step_cfg, ctx.mesh)
@@ -211,8 +299,7 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
                 ctx.ref_params, host, chunks, step_cfg, ctx.mesh
             )
         t2 = time.perf_counter()
-        b = host["tokens"].shape[0]
-        per = b // cfg.mini_batches
+        per = host["tokens"].shape[0] // cfg.mini_batches
         updates = []
         for i in range(cfg.mini_batches):
             mb = _device({k: v[i * per : (i + 1) * per] for k, v in host.items()}, ctx.mesh)
@@ -221,17 +308,21 @@ def _one_step(state, step, ctx, cfg, rollout, step_cfg, spec, data, grader):
     t3 = time.perf_counter()
     state = state.replace(step=state.step + 1)
     mask = host["resp_mask"]
+    num_tokens = max(mask.sum(), 1)
     metrics = {"step": step + 1, **stats}
     metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
     metrics.update(
         groups_kept_fraction=stats["groups_kept"] / max(stats["groups_generated"], 1),
-        response_length_mean=float(groups.lengths.mean()), response_length_max=int(groups.lengths.max()),
-        entropy=float((entropy * mask).sum() / max(mask.sum(), 1)),
-        weight_mean=float((host["weights"] * mask).sum() / max(mask.sum(), 1)),
+        response_length_mean=float(groups.lengths.mean()),
+        response_length_max=int(groups.lengths.max()),
+        entropy=float((entropy * mask).sum() / num_tokens),
+        weight_mean=float((host["weights"] * mask).sum() / num_tokens),
         batch_accuracy=float(groups.accuracy.mean()),
-        time_rollout=t1 - t0, time_old_logp=t2 - t1, time_update=t3 - t2,
+        time_rollout=t1 - t0,
+        time_old_logp=t2 - t1,
+        time_update=t3 - t2,
         tokens_per_second=float(groups.lengths.sum()) / max(t3 - t0, 1e-9),
-    )  # fmt: skip
+    )
     if "logp_ref" in host:
         metrics.update(_masked_stats(host["logp_old"] - host["logp_ref"], mask, "dlogp_vs_init"))
     return state, metrics
@@ -247,37 +338,24 @@ def _forward_in_chunks(params, host: dict, chunks: int, step_cfg, mesh):
     outs = []
     for i in range(chunks):
         part = _device({k: host[k][i * per : (i + 1) * per] for k in ("tokens", "mask")}, mesh)
-        outs.append(
-            gather_to_host(
-                train_step.forward_logprobs(params, part["tokens"], part["mask"], step_cfg)
-            )
-        )
+        out = train_step.forward_logprobs(params, part["tokens"], part["mask"], step_cfg)
+        outs.append(gather_to_host(out))
     return tuple(np.concatenate([o[j] for o in outs]) for j in range(2))
 
 
-def _log_eval(path: Path, writer, ctx, step: int, metrics: dict) -> None:
-    if not ctx.is_writer:
+def _log_eval(out: _MetricsLog, step: int, metrics: dict) -> None:
+    if not out.is_writer:
         return
-    with path.open("a") as f:
+    with out.path.open("a") as f:
         f.write(json.dumps({"step": step, **metrics}) + "\n")
     for k, v in metrics.items():
-        writer.add_scalar(k, v, step)
-
-
-def stop_ids(tokenizer) -> tuple[int, ...]:
-    """The tokenizer's eos plus <|im_end|> and <|endoftext|> when present."""
-
-    vocab = tokenizer.get_vocab()
-    names = {tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"}
-    return tuple(sorted(vocab[n] for n in names if n in vocab))
+        out.writer.add_scalar(k, v, step)
 
 
 def _all_hosts(data_state: dict) -> dict:
     """Every process's iterator state in one JSON dict (each restores its own entry)."""
     if jax.process_count() == 1:
         return data_state
-    from jax.experimental import multihost_utils
-
     blob = np.frombuffer(json.dumps(data_state).ljust(4096).encode(), np.uint8)
     merged = {}
     for row in multihost_utils.process_allgather(blob):
@@ -292,8 +370,6 @@ def _truncate_metrics(path: Path, step: int, is_writer: bool) -> None:
     keep = [
         ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step
     ]
-    from dlogp_jax.outputs import write_text
-
     write_text(path, "".join(ln + "\n" for ln in keep))
 
 
@@ -303,20 +379,24 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path))
 
 
-def _log_step(metrics, path, writer, is_writer, log, cfg, start_time, start_step):
-    if not is_writer:
+def _log_step(metrics: dict, out: _MetricsLog) -> None:
+    """Appends one step's metrics (jsonl + TensorBoard) and logs a progress line every log_every."""
+    if not out.is_writer:
         return
-    with path.open("a") as f:
+    with out.path.open("a") as f:
         f.write(json.dumps(metrics) + "\n")
     step = metrics["step"]
     for k, v in metrics.items():
         if k != "step" and isinstance(v, (int, float)):
-            writer.add_scalar(k, v, step)
-    writer.flush()
-    if step % cfg.log_every == 0 or step == cfg.total_steps:
-        elapsed = time.perf_counter() - start_time
-        eta = elapsed / max(step - start_step, 1) * (cfg.total_steps - step)
-        log(f"step {step}/{cfg.total_steps} loss {metrics['loss']:+.4f} reward {metrics['reward_mean']:+.3f} "
-            f"acc {metrics['accuracy']:.3f} kept {metrics['groups_kept_fraction']:.2f} "
-            f"len {metrics['response_length_mean']:.0f} w {metrics['weight_mean']:.3f} "
-            f"gnorm {metrics['grad_norm']:.3f} ETA {eta:.0f}s")  # fmt: skip
+            out.writer.add_scalar(k, v, step)
+    out.writer.flush()
+    total = out.cfg.total_steps
+    if step % out.cfg.log_every == 0 or step == total:
+        elapsed = time.perf_counter() - out.start_time
+        eta = elapsed / max(step - out.start_step, 1) * (total - step)
+        out.log(
+            f"step {step}/{total} loss {metrics['loss']:+.4f} "
+            f"reward {metrics['reward_mean']:+.3f} acc {metrics['accuracy']:.3f} "
+            f"kept {metrics['groups_kept_fraction']:.2f} len {metrics['response_length_mean']:.0f} "
+            f"w {metrics['weight_mean']:.3f} gnorm {metrics['grad_norm']:.3f} ETA {eta:.0f}s"
+        )

@@ -56,7 +56,7 @@ def test_overlong_penalty_values(length, want):
 
 
 def test_overlong_penalty_shapes_factor_and_disable():
-    lengths = np.array([[4096, 6144], [8192, 100]])  # Qwen2.5-Math-7B budget (PAPER.md §6)
+    lengths = np.array([[4096, 6144], [8192, 100]])  # Qwen2.5-Math-7B budget (docs/method.md §4)
     got = overlong_penalty(lengths, max_len=8192, buffer=4096)
     np.testing.assert_allclose(got, [[0.0, -0.5], [-1.0, 0.0]], atol=1e-12)
     np.testing.assert_allclose(

@@ -8,7 +8,7 @@ import pytest
 from dlogp_jax.rl import dapo_loss
 from dlogp_jax.rl.dapo_loss import LossConfig
 
-CFG = LossConfig(weight_method="none")  # ε_low 0.2, ε_high 0.28, c 10: PAPER.md §6
+CFG = LossConfig(weight_method="none")  # ε_low 0.2, ε_high 0.28, c 10: docs/method.md §4
 
 
 # ----------------------------------------------------------------------------- verl reference
@@ -17,7 +17,10 @@ def _masked_mean(x, mask):
 
 
 def verl_policy_loss(old_log_prob, log_prob, advantages, response_mask, cfg, agg):
-    """NumPy transcription of verl 0.5 `core_algos.compute_policy_loss` + `agg_loss` (PAPER.md §6)."""
+    """NumPy transcription of verl 0.5 `core_algos.compute_policy_loss` + `agg_loss`.
+
+    The official code's loss (docs/method.md §4).
+    """
     negative_approx_kl = np.clip(log_prob - old_log_prob, -20.0, 20.0)
     ratio = np.exp(negative_approx_kl)
     pg_losses1 = -advantages * ratio
@@ -117,9 +120,15 @@ def test_policy_loss_matches_verl(agg, seed):
     want, clipfrac, clipfrac_lower = verl_policy_loss(logp_old, logp, adv * w, mask, cfg, agg)
     f32 = lambda x: jnp.asarray(x, jnp.float32)
     got, stats = dapo_loss.policy_loss(
-        f32(logp), f32(logp_old), f32(adv), f32(w), f32(mask), cfg,
-        jnp.sum(f32(mask)), jnp.float32(mask.shape[0]),
-    )  # fmt: skip
+        f32(logp),
+        f32(logp_old),
+        f32(adv),
+        f32(w),
+        f32(mask),
+        cfg,
+        jnp.sum(f32(mask)),
+        jnp.float32(mask.shape[0]),
+    )
     np.testing.assert_allclose(float(got), want, rtol=2e-5, atol=1e-6)
     n = mask.sum()
     np.testing.assert_allclose(
@@ -163,9 +172,7 @@ def test_policy_loss_micro_batches_sum_to_full_batch(mode):
     nt, ns = jnp.sum(mask), jnp.float32(4)
 
     def f(lp, sl):
-        return dapo_loss.policy_loss(
-            lp[sl], logp_old[sl], adv[sl], w[sl], mask[sl], cfg, nt, ns
-        )[0]  # fmt: skip
+        return dapo_loss.policy_loss(lp[sl], logp_old[sl], adv[sl], w[sl], mask[sl], cfg, nt, ns)[0]
 
     full, g_full = jax.value_and_grad(f)(logp, slice(None))
     parts = [jax.value_and_grad(f)(logp, sl) for sl in (slice(0, 2), slice(2, 4))]
@@ -293,7 +300,6 @@ def test_loss_config_validation(kwargs, match):
 def test_loss_config_defaults_are_dapo():
     cfg = LossConfig()
     assert (cfg.clip_low, cfg.clip_high, cfg.clip_dual) == (0.2, 0.28, 10.0)
-    assert (cfg.aggregation, cfg.weight_method, cfg.weight_c, cfg.kl_coef) == (
-        "token_mean", "reshape_reversed", 0.2, 0.0,
-    )  # fmt: skip
+    want = ("token_mean", "reshape_reversed", 0.2, 0.0)
+    assert (cfg.aggregation, cfg.weight_method, cfg.weight_c, cfg.kl_coef) == want
     LossConfig(clip_low=0.2, clip_high=0.2)  # symmetric clipping is allowed

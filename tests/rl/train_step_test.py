@@ -43,9 +43,14 @@ def setup():
 
 def _step_cfg(config, micro_batches=1, loss=None, chunk_tokens=7):
     return StepConfig(
-        model=config, loss=loss or LossConfig(), prompt_len=TP, vocab_limit=VOCAB,
-        chunk_tokens=chunk_tokens, micro_batches=micro_batches, optimizer=OPT,
-    )  # fmt: skip
+        model=config,
+        loss=loss or LossConfig(),
+        prompt_len=TP,
+        vocab_limit=VOCAB,
+        chunk_tokens=chunk_tokens,
+        micro_batches=micro_batches,
+        optimizer=OPT,
+    )
 
 
 def _state(params):
@@ -95,10 +100,13 @@ def _batch(setup, params, adv_sign=None, seed=1):
     logp_old = np.where(resp_mask > 0, logp_old, 0.0).astype(np.float32)
     weights = np.asarray(dapo_loss.token_weights("reshape_reversed", np.exp(logp_old), 0.2))
     return {
-        "tokens": tokens, "mask": mask, "resp_mask": resp_mask,
-        "adv": (adv * resp_mask).astype(np.float32), "weights": weights.astype(np.float32),
+        "tokens": tokens,
+        "mask": mask,
+        "resp_mask": resp_mask,
+        "adv": (adv * resp_mask).astype(np.float32),
+        "weights": weights.astype(np.float32),
         "logp_old": logp_old,
-    }  # fmt: skip
+    }
 
 
 def test_micro_batch_accumulation_matches_full_batch(setup):
@@ -116,9 +124,15 @@ def test_micro_batch_accumulation_matches_full_batch(setup):
     logp = forward_logprobs(params, batch["tokens"], batch["mask"], _step_cfg(config))[0]
     rm = batch["resp_mask"]
     want, stats = dapo_loss.policy_loss(
-        logp, batch["logp_old"], batch["adv"], batch["weights"], rm, loss_cfg,
-        jnp.sum(rm), jnp.sum(jnp.any(rm > 0, axis=-1)),
-    )  # fmt: skip
+        logp,
+        batch["logp_old"],
+        batch["adv"],
+        batch["weights"],
+        rm,
+        loss_cfg,
+        jnp.sum(rm),
+        jnp.sum(jnp.any(rm > 0, axis=-1)),
+    )
     for m in (m1, m2):
         np.testing.assert_allclose(m["loss"], float(want), rtol=1e-5, atol=1e-6)
         for k in ("clipped_low", "clipped_high", "clipped_dual"):
@@ -146,8 +160,6 @@ def test_update_moves_response_logprobs_with_advantage_sign(setup, sign):
     mean = lambda x: float(jnp.sum(x * resp_mask) / resp_mask.sum())
     assert sign * (mean(after) - mean(before)) > 0.05, (mean(before), mean(after))
     # ratio 1 everywhere: nothing clipped, loss = −sign·mean(w) (token mean of −A·w·1).
-    np.testing.assert_allclose(
-        metrics["loss"], -sign * mean(batch["weights"]), rtol=1e-5
-    )  # fmt: skip
+    np.testing.assert_allclose(metrics["loss"], -sign * mean(batch["weights"]), rtol=1e-5)
     assert metrics["clipped_low"] == metrics["clipped_high"] == metrics["clipped_dual"] == 0.0
     assert np.all(np.isfinite(np.asarray(after)))

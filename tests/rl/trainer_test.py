@@ -110,7 +110,7 @@ def test_one_device_mesh_and_two_processes_agree(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     _run(tmp_path / "one", adam_eps=1e-3, total_steps=3, mesh="fsdp:1")

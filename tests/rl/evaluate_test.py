@@ -1,0 +1,143 @@
+"""`evaluate`: Avg@n, its interval and lengths, by hand with a fake generator; and, with a tiny
+random model, results that do not depend on `batch_prompts` (the last batch is padded)."""
+
+import jax
+import numpy as np
+import pytest
+
+from dlogp_jax import toy
+from dlogp_jax.data.sources import PromptRow
+from dlogp_jax.model import transformer
+from dlogp_jax.model.tokenizer import stop_token_ids
+from dlogp_jax.rl import evaluate as evaluate_mod
+from dlogp_jax.sampling import DecodeSpec
+from dlogp_jax.sharding import make_mesh
+
+N = 3
+M = 8
+# Prompt i, sample j is correct where PATTERNS[i][j] == "c": per-prompt accuracy 1, 1/3, 0, 2/3, 1/3.
+PATTERNS = ["ccc", "cww", "www", "cwc", "wcw"]
+PROMPTS = [PromptRow(ids=(5,), answer="1", data_source="toy") for _ in PATTERNS]
+
+
+class FakeTokenizer:
+    def decode(self, ids, skip_special_tokens=True):
+        return ",".join(str(i) for i in ids)
+
+
+class FakeGrader:
+    """1 when the response's last id is the answer (the fake generator's "correct" flag)."""
+
+    def score(self, name, texts, truths):
+        assert name == "accuracy"
+        return [float(t.split(",")[-1] == a) for t, a in zip(texts, truths, strict=True)]
+
+
+def _fake_generate_round(batches):
+    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh):
+        batches.append(list(idx))
+        # Row i*N + j: (length - 1) filler tokens 3, then the flag (1 correct, 2 wrong), then pads 9
+        # that the grader must not see.
+        responses = np.full((len(idx) * N, M), 9, np.int32)
+        lengths = np.zeros(len(idx) * N, np.int32)
+        for g, i in enumerate(idx):
+            for j in range(N):
+                length = lengths[g * N + j] = 1 + i + j
+                responses[g * N + j, : length - 1] = 3
+                responses[g * N + j, length - 1] = 1 if PATTERNS[i][j] == "c" else 2
+        tokens = np.zeros((len(idx), tp), np.int32)
+        return np.asarray(idx), tokens, np.ones_like(tokens, bool), responses, lengths
+
+    return generate_round
+
+
+@pytest.mark.parametrize(
+    ("batch_prompts", "want_batches"),
+    [
+        (1, [[0], [1], [2], [3], [4]]),
+        (2, [[0, 1], [2, 3], [4, 4]]),
+        (3, [[0, 1, 2], [3, 4, 4]]),
+        (5, [[0, 1, 2, 3, 4]]),
+        (8, [[0, 1, 2, 3, 4, 4, 4, 4]]),
+    ],
+)
+def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches):
+    batches = []
+    monkeypatch.setattr(evaluate_mod, "generate_round", _fake_generate_round(batches))
+    got = evaluate_mod.evaluate(
+        None,
+        model=None,
+        tokenizer=FakeTokenizer(),
+        prompts=PROMPTS,
+        spec=DecodeSpec(mode="single", max_new_tokens=M, n=N),
+        seed=0,
+        tp=4,
+        mesh=None,
+        grader=FakeGrader(),
+        batch_prompts=batch_prompts,
+    )
+    assert batches == want_batches  # one shape: the last batch is padded with its last prompt
+    # Per-prompt accuracy x = (1, 1/3, 0, 2/3, 1/3): mean 7/15, deviations (8, -2, -7, 3, -2)/15,
+    # sample variance 130/225/4 = 13/90, 95% half-width 1.96·sqrt(13/90/5).
+    # Lengths 1 + i + j over i < 5, j < 3: mean 1 + 2 + 1.
+    assert got == {
+        "eval_accuracy": pytest.approx(7 / 15),
+        "eval_accuracy_ci95": pytest.approx(1.96 * np.sqrt(13 / 450)),
+        "eval_length_mean": pytest.approx(4.0),
+        "eval_num_prompts": 5,
+        "eval_n": N,
+    }
+
+
+def test_tiny_model_results_do_not_depend_on_batch_prompts():
+    """Real sampling: a sample depends on (seed, prompt index, sample index) only, so batches of 2
+    (last one padded) and of 3 grade the same responses."""
+    tok = toy.build_tokenizer()
+    config = toy.tiny_config(len(tok))
+    params = transformer.init(jax.random.key(0), config, std=0.3)
+    prompts = [
+        PromptRow(ids=tuple(tok.encode(text)), answer="", data_source="toy")
+        for text in ("Say 1.", "Say 22.", "Hi")
+    ]
+    spec = DecodeSpec(
+        mode="single",
+        temperature=1.0,
+        max_new_tokens=6,
+        n=2,
+        stop_ids=stop_token_ids(tok),
+        pad_id=tok.pad_token_id,
+        vocab_limit=len(tok),
+    )
+
+    class TextGrader:  # "correct" = an even first character: varies with the sampled text
+        def __init__(self):
+            self.texts = []
+
+        def score(self, name, texts, truths):
+            self.texts.extend(texts)
+            return [float(bool(t) and ord(t[0]) % 2 == 0) for t in texts]
+
+    results, texts = [], []
+    for batch_prompts in (2, 3):
+        grader = TextGrader()
+        results.append(
+            evaluate_mod.evaluate(
+                params,
+                model=config,
+                tokenizer=tok,
+                prompts=prompts,
+                spec=spec,
+                seed=7,
+                tp=8,
+                mesh=make_mesh("data:2"),
+                grader=grader,
+                batch_prompts=batch_prompts,
+            )
+        )
+        texts.append(grader.texts)
+    assert len(texts[0]) == len(texts[1]) == 6  # the padded prompt's samples are not graded
+    assert texts[0] == texts[1]
+    assert len(set(texts[0])) > 1  # samples differ: the comparison is not between constants
+    assert results[0] == results[1]
+    assert 1 <= results[0]["eval_length_mean"] <= 6
+    assert (results[0]["eval_num_prompts"], results[0]["eval_n"]) == (3, 2)

@@ -22,9 +22,10 @@ class DecodeSpec:
     """What to decode and how. Validated on construction.
 
     Attributes:
-      mode: "single" (sample from the base model; an RL model, if given, only scores), "replace"
-        (base proposes, RL re-draws where the criterion fires), "extrapolate" (as replace, re-drawn
-        from π_R^(1+γ)/π_B^γ), "extrapolate_all" (every token from π_R^(1+γ)/π_B^γ).
+      mode: (docs/method.md §2-§3) "single" (sample from the base model; an RL model, if given,
+        only scores), "replace" (base proposes, RL re-draws where the criterion fires),
+        "extrapolate" (as replace, re-drawn from π_R^(1+γ)/π_B^γ), "extrapolate_all" (every
+        token from π_R^(1+γ)/π_B^γ).
       criterion: one of `extrapolation.CRITERIA` (replace / extrapolate only).
       threshold: τ of the criterion (e.g. −0.3 for dlogp, a probability for random).
       gamma: γ of the extrapolated distribution (0 is the RL model).

@@ -58,10 +58,18 @@ SIZES = {  # name: (hidden, intermediate, layers, heads, kv_heads)
 def config_for(size: str, vocab: int) -> ModelConfig:
     d, f, n_layers, n, k = SIZES[size]
     return ModelConfig(
-        model_type="qwen2", vocab_size=vocab, hidden_size=d, intermediate_size=f,
-        num_layers=n_layers, num_heads=n, num_kv_heads=k, head_dim=d // n, qkv_bias=True,
-        tie_embeddings=False, rope=RopeConfig(theta=1e6),
-    )  # fmt: skip
+        model_type="qwen2",
+        vocab_size=vocab,
+        hidden_size=d,
+        intermediate_size=f,
+        num_layers=n_layers,
+        num_heads=n,
+        num_kv_heads=k,
+        head_dim=d // n,
+        qkv_bias=True,
+        tie_embeddings=False,
+        rope=RopeConfig(theta=1e6),
+    )
 
 
 def write_pair(out: Path, config: ModelConfig, seed: int = 0):
@@ -93,38 +101,55 @@ def bench_size(size: str, args) -> dict[str, float]:
     vocab = args.vocab
     config = config_for(size, vocab)
     rng = np.random.default_rng(0)
-    prompts = [list(rng.integers(0, vocab, size=rng.integers(args.prompt_len // 2, args.prompt_len + 1)))
-               for _ in range(args.batch)]  # fmt: skip
+    prompts = [
+        list(rng.integers(0, vocab, size=rng.integers(args.prompt_len // 2, args.prompt_len + 1)))
+        for _ in range(args.batch)
+    ]
     tokens, mask = left_pad(prompts)
     n_tokens = args.batch * args.new_tokens
     common = dict(temperature=1.0, top_p=0.7, max_new_tokens=args.new_tokens, vocab_limit=vocab)
-    extrapolate = DecodeSpec(mode="extrapolate", criterion="dlogp", threshold=args.threshold,
-                             gamma=args.gamma, **common)  # fmt: skip
+    extrapolate = DecodeSpec(
+        mode="extrapolate", criterion="dlogp", threshold=args.threshold, gamma=args.gamma, **common
+    )
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         base_dir, rl_dir = write_pair(Path(tmp), config)
         _, params_base = hf_weights.load_params(base_dir, config)
         _, params_rl = hf_weights.load_params(rl_dir, config)
-        print(f"\n== {size}: {config.num_params / 1e6:.1f}M parameters per model, vocab {vocab}, "
-              f"batch {args.batch}, {args.new_tokens} new tokens, prompts <= {tokens.shape[1]} tokens")  # fmt: skip
+        print(
+            f"\n== {size}: {config.num_params / 1e6:.1f}M parameters per model, vocab {vocab}, "
+            f"batch {args.batch}, {args.new_tokens} new tokens, prompts <= {tokens.shape[1]} tokens"
+        )
 
         def jax_run(spec, two=True):
             def run():
                 rl = dict(params_rl=params_rl, config_rl=config) if two else {}
-                out = generate(params_base, tokens, mask, np.arange(args.batch), spec=spec,
-                               config_base=config, seed=0, **rl)  # fmt: skip
+                out = generate(
+                    params_base,
+                    tokens,
+                    mask,
+                    np.arange(args.batch),
+                    spec=spec,
+                    config_base=config,
+                    seed=0,
+                    **rl,
+                )
                 return jax.block_until_ready(out)
 
             return run
 
         secs, out = timed(jax_run(extrapolate))
         results["jax extrapolate"] = n_tokens / secs
-        print(f"jax   extrapolate (exact)     {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s, "
-              f"replacement rate {float(np.mean(out.replacement_rate)):.3f})")  # fmt: skip
+        print(
+            f"jax   extrapolate (exact)     {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s, "
+            f"replacement rate {float(np.mean(out.replacement_rate)):.3f})"
+        )
         secs, out = timed(jax_run(extrapolate.replace(faithful=True)))
         results["jax extrapolate faithful"] = n_tokens / secs
-        print(f"jax   extrapolate (faithful)  {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s, "
-              f"replacement rate {float(np.mean(out.replacement_rate)):.3f})")  # fmt: skip
+        print(
+            f"jax   extrapolate (faithful)  {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s, "
+            f"replacement rate {float(np.mean(out.replacement_rate)):.3f})"
+        )
         secs, _ = timed(jax_run(DecodeSpec(**common), two=False))
         results["jax single"] = n_tokens / secs
         print(f"jax   single                  {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s)")
@@ -135,16 +160,30 @@ def bench_size(size: str, args) -> dict[str, float]:
         transformers.utils.logging.disable_progress_bar()
         torch.set_num_threads(args.torch_threads or torch.get_num_threads())
         model_base, model_rl = ref.load_torch_model(base_dir), ref.load_torch_model(rl_dir)
-        run = lambda m: ref.decode_pair(model_base, model_rl, prompts, max_new_tokens=m,
-                                        criterion="dlogp", threshold=args.threshold, gamma=args.gamma,
-                                        temperature=1.0, top_p=0.7, vocab_limit=vocab)  # fmt: skip
+
+        def run(max_new_tokens):
+            return ref.decode_pair(
+                model_base,
+                model_rl,
+                prompts,
+                max_new_tokens=max_new_tokens,
+                criterion="dlogp",
+                threshold=args.threshold,
+                gamma=args.gamma,
+                temperature=1.0,
+                top_p=0.7,
+                vocab_limit=vocab,
+            )
+
         run(2)  # warm-up
         start = time.perf_counter()
         out = run(args.new_tokens)
         secs = time.perf_counter() - start
         results["torch extrapolate"] = n_tokens / secs
-        print(f"torch extrapolate (official)  {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s, "
-              f"replacement rate {out['selected'].mean():.3f}, {torch.get_num_threads()} threads)")  # fmt: skip
+        print(
+            f"torch extrapolate (official)  {n_tokens / secs:9.1f} tok/s  ({secs:.2f} s, "
+            f"replacement rate {out['selected'].mean():.3f}, {torch.get_num_threads()} threads)"
+        )
         single = lambda m: ref.decode_single(
             model_base, prompts, max_new_tokens=m, top_p=0.7, vocab_limit=vocab
         )

@@ -162,13 +162,19 @@ def main(argv=None):
         times_torch.append(timed(run_torch)[1])
 
     n_tok = b * t
-    print(f"backend: jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}, "
-          f"threads={args.threads} (torch.set_num_threads, XLA intra_op_parallelism_threads)")  # fmt: skip
-    print(f"model pair: qwen2-shaped L={config.num_layers} D={config.hidden_size} "
-          f"N={config.num_heads} K={config.num_kv_heads} F={config.intermediate_size} V={v} tied, "
-          f"fp32, {config.num_params / 1e6:.1f}M params each; RL = base + {args.noise} * std noise")  # fmt: skip
-    print(f"batch: B={b} T={t} ({n_tok} tokens per call), chunk_tokens={args.chunk}, "
-          f"reps={args.reps} (after warm-up)")  # fmt: skip
+    print(
+        f"backend: jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}, "
+        f"threads={args.threads} (torch.set_num_threads, XLA intra_op_parallelism_threads)"
+    )
+    print(
+        f"model pair: qwen2-shaped L={config.num_layers} D={config.hidden_size} "
+        f"N={config.num_heads} K={config.num_kv_heads} F={config.intermediate_size} V={v} tied, "
+        f"fp32, {config.num_params / 1e6:.1f}M params each; RL = base + {args.noise} * std noise"
+    )
+    print(
+        f"batch: B={b} T={t} ({n_tok} tokens per call), chunk_tokens={args.chunk}, "
+        f"reps={args.reps} (after warm-up)"
+    )
     print(f"warm-up call: JAX {first_jax:.2f}s (includes compilation), torch {first_torch:.2f}s")
     print()
     print(f"{'implementation':<34s} {'median s':>9s} {'best s':>8s} {'tokens/s':>10s}")

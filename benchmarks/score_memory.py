@@ -156,8 +156,12 @@ def main(argv=None):
 
     naive = temp_bytes(
         functools.partial(naive_pair_metrics, config=cfg, vocab=v),
-        params, tokens, positions, mask, params,
-    )  # fmt: skip
+        params,
+        tokens,
+        positions,
+        mask,
+        params,
+    )
     naive_logits = temp_bytes(naive_logits_path, h, w, h, w, targets)
     body = temp_bytes(
         functools.partial(body_only, config=cfg), params, tokens, positions, mask, params
@@ -206,13 +210,17 @@ def main(argv=None):
         print("(quick mode: toy sizes; the 0.25 target is meant for the default sizes)")
 
     print("\nchunk_tokens sweep")
-    print(f"{'chunk_tokens':>12s} {'score_tokens GiB':>17s} {'vs naive':>9s} "
-          f"{'logits-path GiB':>16s} {'vs naive':>9s}")  # fmt: skip
+    print(
+        f"{'chunk_tokens':>12s} {'score_tokens GiB':>17s} {'vs naive':>9s} "
+        f"{'logits-path GiB':>16s} {'vs naive':>9s}"
+    )
     for c in [int(x) for x in args.chunks.split(",") if x]:
         full = chunked_main if c == args.chunk else chunked_bytes(c)
         lp = chunked_logits_main if c == args.chunk else chunked_logits_bytes(c)
-        print(f"{c:12d} {full / GIB:17.3f} {full / naive:9.3f} {lp / GIB:16.3f} "
-              f"{lp / naive_logits:9.3f}")  # fmt: skip
+        print(
+            f"{c:12d} {full / GIB:17.3f} {full / naive:9.3f} {lp / GIB:16.3f} "
+            f"{lp / naive_logits:9.3f}"
+        )
 
 
 if __name__ == "__main__":

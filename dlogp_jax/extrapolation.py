@@ -2,9 +2,9 @@
 
 Legend: B rows (sequences), V vocabulary, C = K + 1 top-K candidates (K top log-probs plus one token).
 
-Notation (PAPER.md §2-4): `logp_base`, `logp_rl` are raw log-softmax values at temperature 1 (before
-any sampling filter) of the base model π_B and the RL model π_R at one decoding step; ŷ is the token
-the base model proposed.
+Notation (docs/method.md §1-§3): `logp_base`, `logp_rl` are raw log-softmax values at temperature 1
+(before any sampling filter) of the base model π_B and the RL model π_R at one decoding step; ŷ is
+the token the base model proposed.
 
   * Δlog p(v) = log π_R(v) − log π_B(v)  (`dlogp`).
   * Extrapolated distribution π_γ ∝ π_R^(1+γ) / π_B^γ: logits log π_R + γ·Δlog p (`extrapolated_logits`;
@@ -19,12 +19,15 @@ the base model proposed.
       random        U < τ, U ~ U[0, 1)      (`rand`)
       all / none    always / never
 
-Faithful mode (`TopKView`, `faithful_score`, `faithful_mix_logits`) reproduces the official decode-time
-approximation of `extrapolate/extrapolate.py::get_enable_mask` (PAPER.md §2.1, §3): each model exposes
-only its top-K raw log-probs plus the token it sampled; a token missing from a dict gets that dict's
-smallest value; entropy and KL are computed on the renormalised truncated supports; the re-draw
-candidates are the base dict, scored w_B·ℓ_B + w_R·ℓ̃_R. Deviation: the official dicts come from vLLM,
-whose top-K breaks ties in its own order; here ties go to the lower token id (lax.top_k).
+Faithful mode (`TopKView`, `faithful_score`, `faithful_mix_logits`) reproduces the official
+decode-time approximation of `extrapolate/extrapolate.py::get_enable_mask` (docs/method.md §1, §2):
+each model exposes only its top-K raw log-probs plus the token it sampled; a token missing from a
+dict gets that dict's smallest value; entropy and KL are computed on the renormalised truncated
+supports; the re-draw candidates are the base dict, scored w_B·ℓ_B + w_R·ℓ̃_R. Deviation: the
+official dicts come from vLLM, whose top-K breaks ties in its own order; here ties go to the lower
+token id (lax.top_k).
+
+`entropy` and `take` are the ones of `logprobs` (one copy, shared with teacher-forced scoring).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from dlogp_jax.logprobs import entropy, take
 from dlogp_jax.types import Array, Bool, Float, Int
 
 CRITERIA = (
@@ -47,20 +51,6 @@ CRITERIA = (
     "none",
 )
 _AT_MOST = ("dlogp",)  # fires when score <= τ; the divergence criteria fire when score >= τ
-
-
-def take(x: Float[Array, "B V"], idx: Int[Array, " B"]) -> Float[Array, " B"]:
-    """x[b, idx[b]] for each row."""
-    return jnp.take_along_axis(x, idx[:, None].astype(jnp.int32), axis=-1)[:, 0]
-
-
-def _plogp(logp: jax.Array) -> jax.Array:
-    return jnp.where(logp > -jnp.inf, jnp.exp(logp) * logp, 0.0)
-
-
-def entropy(logp: Float[Array, "B V"]) -> Float[Array, " B"]:
-    """H = −Σ_v p(v) log p(v) of normalised log-probs (entries at -inf contribute 0)."""
-    return -jnp.sum(_plogp(logp), axis=-1)
 
 
 def kl(logp_p: Float[Array, "B V"], logp_q: Float[Array, "B V"]) -> Float[Array, " B"]:

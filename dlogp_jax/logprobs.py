@@ -9,7 +9,9 @@ Qwen pads 151,665 real tokens to 151,936 or 152,064 embedding rows) are masked t
 receive probability; the unembedding is neither sliced nor transposed (either would copy it).
 
 Metrics at position t describe the prediction of `tokens[:, t]` from the prefix `tokens[:, :t]`
-(position 0 has no prediction and is reported as 0), at temperature 1, over the full vocabulary.
+(position 0 has no prediction and is reported as 0), at temperature 1, over the full vocabulary
+(docs/method.md §1). `entropy` and `take` (the log-prob at each row's token) are the library's one
+copy of those helpers; `extrapolation` uses them too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 
 from dlogp_jax.model import transformer
 from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.types import Array, Float, Int
 
 METRICS_ONE = ("logp", "entropy")
 METRICS_TWO = (
@@ -64,6 +67,19 @@ def _xlogy(p: jax.Array, logp: jax.Array) -> jax.Array:
     return jnp.where(p > 0, p * jnp.where(p > 0, logp, 0.0), 0.0)
 
 
+def entropy(logp: Float[Array, "... V"]) -> Float[Array, ...]:
+    """H = −Σ_v p(v) log p(v) of normalised fp32 log-probs over the last axis.
+
+    Entries at -inf (masked or padded columns) contribute 0, also to the gradient.
+    """
+    return -jnp.sum(_xlogy(jnp.exp(logp), logp), axis=-1)
+
+
+def take(x: Float[Array, "B V"], idx: Int[Array, " B"]) -> Float[Array, " B"]:
+    """x[b, idx[b]] for each row: the value at each row's token."""
+    return jnp.take_along_axis(x, idx[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
 def _matmul_projection(w: jax.Array):
     return lambda h: jnp.einsum(
         "cd,dv->cv", h, w.astype(h.dtype), preferred_element_type=jnp.float32
@@ -74,33 +90,34 @@ def _model_projection(params, config: ModelConfig):
     return lambda h: transformer.logits_from_hidden(params, h, config)
 
 
-def _take(logp: jax.Array, idx: jax.Array) -> jax.Array:
-    return jnp.take_along_axis(logp, idx[:, None], axis=-1)[:, 0]
+def _logprobs(project, h, targets, *, chunk_tokens: int, with_entropy: bool, vocab_limit):
+    """[M] log-probs of `targets` (and [M] entropies) from [M, D] hidden states `h`."""
 
-
-def _logprobs(project, h, targets, chunk_tokens, with_entropy, vocab_limit):
     def one(hc, tc):
         logp = _masked_log_softmax(project(hc), vocab_limit)
-        lp = _take(logp, tc)
-        return (lp, -jnp.sum(_xlogy(jnp.exp(logp), logp), axis=-1)) if with_entropy else lp
+        lp = take(logp, tc)
+        return (lp, entropy(logp)) if with_entropy else lp
 
     return _chunked(one, (h, targets), chunk_tokens, remat=True)
 
 
-def _pair(project_b, project_r, h_base, h_rl, targets, chunk_tokens, vocab_limit):
+def _pair(projections, h_base, h_rl, targets, *, chunk_tokens: int, vocab_limit):
+    """METRICS_TWO of `targets` [M] from both models' hidden states; `projections` = (base, RL)."""
+    project_b, project_r = projections
+
     def one(hb, hr, tc):
         lb = _masked_log_softmax(project_b(hb), vocab_limit)
         lr = _masked_log_softmax(project_r(hr), vocab_limit)
         pb, pr = jnp.exp(lb), jnp.exp(lr)
-        tb, tr = _take(lb, tc), _take(lr, tc)
+        tb, tr = take(lb, tc), take(lr, tc)
         # Both distributions share the masked columns, so lr - lb is finite wherever p > 0.
         diff = jnp.where(jnp.isfinite(lb) & jnp.isfinite(lr), lr - lb, 0.0)
         return {
             "logp_base": tb,
             "logp_rl": tr,
             "dlogp": tr - tb,
-            "entropy_base": -jnp.sum(_xlogy(pb, lb), axis=-1),
-            "entropy_rl": -jnp.sum(_xlogy(pr, lr), axis=-1),
+            "entropy_base": entropy(lb),
+            "entropy_rl": entropy(lr),
             "kl_rl_base": jnp.sum(pr * diff, axis=-1),
             "kl_base_rl": -jnp.sum(pb * diff, axis=-1),
         }
@@ -129,7 +146,14 @@ def token_logprobs(
     Returns:
       [M] fp32 log-probs, or ([M], [M]) with entropy.
     """
-    return _logprobs(_matmul_projection(w), h, targets, chunk_tokens, with_entropy, vocab_limit)
+    return _logprobs(
+        _matmul_projection(w),
+        h,
+        targets,
+        chunk_tokens=chunk_tokens,
+        with_entropy=with_entropy,
+        vocab_limit=vocab_limit,
+    )
 
 
 def pair_metrics(h_base, w_base, h_rl, w_rl, targets, *, chunk_tokens: int = 512, vocab_limit=None):
@@ -149,7 +173,7 @@ def pair_metrics(h_base, w_base, h_rl, w_rl, targets, *, chunk_tokens: int = 512
     if vocab_limit is not None:
         pb = lambda h, p=pb: p(h)[:, :vocab_limit]
         pr = lambda h, p=pr: p(h)[:, :vocab_limit]
-    return _pair(pb, pr, h_base, h_rl, targets, chunk_tokens, None)
+    return _pair((pb, pr), h_base, h_rl, targets, chunk_tokens=chunk_tokens, vocab_limit=None)
 
 
 def _shifted(h: jax.Array, tokens: jax.Array):
@@ -196,7 +220,14 @@ def score_tokens(
     hb, targets = _shifted(h_b, tokens)
     proj_b = _model_projection(params_base, config_base)
     if params_rl is None:
-        lp, ent = _logprobs(proj_b, hb, targets, chunk_tokens, True, vocab_limit)
+        lp, ent = _logprobs(
+            proj_b,
+            hb,
+            targets,
+            chunk_tokens=chunk_tokens,
+            with_entropy=True,
+            vocab_limit=vocab_limit,
+        )
         return {"logp": _unshift(lp, b, t), "entropy": _unshift(ent, b, t)}
     h_r, _ = transformer.hidden_states(
         params_rl, tokens, positions, None, input_mask, config=config_rl
@@ -206,7 +237,9 @@ def score_tokens(
     if config_base.vocab_size != config_rl.vocab_size:  # differently padded: align the columns
         proj_b = lambda h, p=proj_b: p(h)[:, :vocab_limit]
         proj_r = lambda h, p=proj_r: p(h)[:, :vocab_limit]
-    out = _pair(proj_b, proj_r, hb, hr, targets, chunk_tokens, vocab_limit)
+    out = _pair(
+        (proj_b, proj_r), hb, hr, targets, chunk_tokens=chunk_tokens, vocab_limit=vocab_limit
+    )
     return {k: _unshift(v, b, t) for k, v in out.items()}
 
 
@@ -244,6 +277,11 @@ def response_logprobs(
     h_pred = h[:, prompt_len - 1 : length - 1].reshape(b * m, d)
     targets = tokens[:, prompt_len:].reshape(-1)
     out = _logprobs(
-        _model_projection(params, config), h_pred, targets, chunk_tokens, with_entropy, vocab_limit
+        _model_projection(params, config),
+        h_pred,
+        targets,
+        chunk_tokens=chunk_tokens,
+        with_entropy=with_entropy,
+        vocab_limit=vocab_limit,
     )
     return jax.tree.map(lambda x: x.reshape(b, m), out)

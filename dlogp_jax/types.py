@@ -17,4 +17,12 @@ from jaxtyping import Array, Bool, Float, Int
 Params = dict[str, Any]  # nested dict of jax.Array leaves, see model/transformer.py
 PyTree = Any
 
-__all__ = ["Array", "Bool", "Float", "Int", "Params", "PyTree", "jax"]
+__all__ = [
+    "Array",
+    "Bool",
+    "Float",
+    "Int",
+    "Params",
+    "PyTree",
+    "jax",
+]

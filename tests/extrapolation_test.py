@@ -1,5 +1,5 @@
 """Exact criteria and extrapolation math, and faithful mode against a NumPy re-implementation of the
-official per-step algorithm (PAPER.md §2.1 / §3, `extrapolate/extrapolate.py`)."""
+official per-step algorithm (docs/method.md §1 / §2, `extrapolate/extrapolate.py`)."""
 
 import functools
 import itertools
@@ -79,7 +79,7 @@ def test_criteria_exact():
 
 
 # ------------------------------------------------------------------------- official reference
-def official_step(lb, lr, yhat, rl_own, k, criterion, tau, weights, temperature, top_p, u=0.0):
+def official_step(lb, lr, yhat, rl_own, *, k, criterion, tau, weights, temperature, top_p, u=0.0):
     """One step of the official algorithm on one row, with Python dicts as the official code.
 
     Returns (score, enabled, {token: probability of the re-draw}).
@@ -139,8 +139,8 @@ def official_step(lb, lr, yhat, rl_own, k, criterion, tau, weights, temperature,
 CRITERIA = ("dlogp", "entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl", "kl_sym")
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
-def jax_steps(lb, lr, yhat, rl_own, k, weights, temperature, top_p):
+@functools.partial(jax.jit, static_argnames=("k", "weights", "temperature", "top_p"))
+def jax_steps(lb, lr, yhat, rl_own, *, k, weights, temperature, top_p):
     """Faithful scores of every criterion and the re-draw distribution over the base dict, [N] rows."""
     view = ex.topk_view(lb, lr, yhat, rl_own, k)
     u = jnp.zeros(yhat.shape)
@@ -167,16 +167,25 @@ def test_faithful_matches_official_numpy(v, k):
             lr[rows],
             jnp.asarray(yhat),
             jnp.asarray(rl_own),
-            k,
-            weights,
-            temperature,
-            top_p,
+            k=k,
+            weights=weights,
+            temperature=temperature,
+            top_p=top_p,
         )
         probs, keys = np.asarray(probs), np.asarray(keys)
         for i, (row, y, r) in enumerate(cases):
             for criterion in CRITERIA:
                 want_score, _, want = official_step(
-                    lb[row], lr[row], y, r, k, criterion, 0.0, weights, temperature, top_p
+                    lb[row],
+                    lr[row],
+                    y,
+                    r,
+                    k=k,
+                    criterion=criterion,
+                    tau=0.0,
+                    weights=weights,
+                    temperature=temperature,
+                    top_p=top_p,
                 )
                 np.testing.assert_allclose(
                     scores[criterion][i], want_score, rtol=1e-4, atol=1e-5, err_msg=criterion
@@ -195,8 +204,15 @@ def test_faithful_step_distribution(mode):
     RL model's own sample (both drawn from the top-p filtered full-vocabulary distributions)."""
     v, k, tau, gamma, top_p = 10, 3, -0.2, 0.5, 0.9
     lb, lr = (x[0] for x in random_pair(np.random.default_rng(5), v, rows=1, scale=1.2))
-    spec = DecodeSpec(mode=mode, criterion="dlogp", threshold=tau, gamma=gamma, top_p=top_p,
-                      faithful=True, faithful_top_k=k)  # fmt: skip
+    spec = DecodeSpec(
+        mode=mode,
+        criterion="dlogp",
+        threshold=tau,
+        gamma=gamma,
+        top_p=top_p,
+        faithful=True,
+        faithful_top_k=k,
+    )
     q_b = np.exp(np.asarray(spec.sampling.log_probs(jnp.asarray(lb)[None]))[0])
     q_r = np.exp(np.asarray(spec.sampling.log_probs(jnp.asarray(lr)[None]))[0])
     weights = (0.0, 1.0) if mode == "replace" else (-gamma, 1 + gamma)
@@ -205,7 +221,18 @@ def test_faithful_step_distribution(mode):
         mass = q_b[yhat] * q_r[rl_own]
         if mass == 0:
             continue
-        _, enabled, dist = official_step(lb, lr, yhat, rl_own, k, "dlogp", tau, weights, 1.0, top_p)
+        _, enabled, dist = official_step(
+            lb,
+            lr,
+            yhat,
+            rl_own,
+            k=k,
+            criterion="dlogp",
+            tau=tau,
+            weights=weights,
+            temperature=1.0,
+            top_p=top_p,
+        )
         if enabled:
             for t, q in dist.items():
                 target[t] += mass * q

@@ -18,10 +18,17 @@ def hf_config(arch: str, *, heads=4, kv_heads=2, tied=False, vocab=None, **extra
     """A tiny transformers config; `vocab` defaults to the toy tokenizer's size."""
     vocab = vocab or len(toy.build_tokenizer())
     kw = dict(
-        vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=16,
-        max_position_embeddings=512, tie_word_embeddings=tied, rms_norm_eps=1e-6,
-    )  # fmt: skip
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=16,
+        max_position_embeddings=512,
+        tie_word_embeddings=tied,
+        rms_norm_eps=1e-6,
+    )
     kw.update(extra)
     return ARCHS[arch](**kw)
 

@@ -84,9 +84,14 @@ def test_two_models_equal_naive(models, batch, chunk):
     }
     assert ref["kl_rl_base"][SCORED[:, 1:]].min() > 1e-3  # the models differ: the check has teeth
     got = logprobs.score_tokens(
-        params, *batch, params_rl, config_base=config, config_rl=config_rl, vocab_limit=vocab,
+        params,
+        *batch,
+        params_rl,
+        config_base=config,
+        config_rl=config_rl,
+        vocab_limit=vocab,
         chunk_tokens=chunk,
-    )  # fmt: skip
+    )
     _check(got, ref)
 
 

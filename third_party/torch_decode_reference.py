@@ -1,7 +1,7 @@
 """PyTorch reference for two-model selective replacement / extrapolation decoding (not library code).
 
 Never imported by `dlogp_jax`; `benchmarks/sample.py` times it against `dlogp_jax.sampling.generate`.
-It is the way the official code (Hesse73/RLVR-Directions `extrapolate/extrapolate.py`, PAPER.md §3)
+It is the way the official code (Hesse73/RLVR-Directions `extrapolate/extrapolate.py`, docs/method.md §2)
 decodes, rewritten on `transformers` models with a KV cache instead of one vLLM request per token:
 
   * prefill both models on the left-padded prompts, then one token per step for both, each with its own
@@ -150,8 +150,14 @@ def decode_pair(
         logits.append(out.logits[:, -1, :vocab_limit].float())
     next_pos = mask.sum(-1, keepdim=True)
     tokens, selected = [], []
-    host = dict(criterion=criterion, threshold=threshold, weights=(-gamma, 1 + gamma),
-                temperature=temperature, top_p=top_p, rng=rng)  # fmt: skip
+    host = dict(
+        criterion=criterion,
+        threshold=threshold,
+        weights=(-gamma, 1 + gamma),
+        temperature=temperature,
+        top_p=top_p,
+        rng=rng,
+    )
     for _ in range(max_new_tokens):
         logp_b, logp_r = (torch.log_softmax(x, dim=-1) for x in logits)
         yhat = _sample(logits[0], temperature, top_p, gen)
@@ -161,8 +167,16 @@ def decode_pair(
         extra_b = logp_b.gather(1, yhat[:, None])[:, 0]
         extra_r = logp_r.gather(1, r_own[:, None])[:, 0]
         step_tokens, step_sel = [], []
-        lists = (top_b.indices.tolist(), top_b.values.tolist(), top_r.indices.tolist(),
-                 top_r.values.tolist(), yhat.tolist(), extra_b.tolist(), r_own.tolist(), extra_r.tolist())  # fmt: skip
+        lists = (
+            top_b.indices.tolist(),
+            top_b.values.tolist(),
+            top_r.indices.tolist(),
+            top_r.values.tolist(),
+            yhat.tolist(),
+            extra_b.tolist(),
+            r_own.tolist(),
+            extra_r.tolist(),
+        )
         for kb, vb, kr, vr, y, ly, r, lr in zip(*lists):
             B = dict(zip(kb, vb))
             B[y] = ly

@@ -3,8 +3,8 @@
 Loading reads `config.json` and `model.safetensors` (or the shards listed in
 `model.safetensors.index.json`) tensor by tensor: each parameter group (one leaf of our tree, all layers
 stacked) is assembled once on the host, converted, and placed with its target sharding through
-`jax.make_array_from_callback`, so every device receives only its own shard and no device ever holds a
-full copy it does not need. Host memory peaks at one stacked leaf.
+`sharding.place`, so every device receives only its own shard and no device ever holds a full copy
+it does not need. Host memory peaks at one stacked leaf.
 
 Exporting writes `config.json`, safetensors (sharded above `max_shard_bytes`, with an index) and the
 tokenizer, into a temporary directory renamed into place, so a crash never leaves a half-written model.
@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import ml_dtypes
 import numpy as np
 from safetensors import safe_open
@@ -29,7 +28,7 @@ from safetensors.numpy import save_file
 from dlogp_jax.errors import CheckpointError
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.transformer import ParamInfo, param_table
-from dlogp_jax.sharding import gather_to_host, named_sharding
+from dlogp_jax.sharding import gather_to_host, place
 
 SUPPORTED_DTYPES = {"F32": np.float32, "BF16": ml_dtypes.bfloat16, "F16": np.float16}
 
@@ -222,11 +221,7 @@ def load_params(path, config: ModelConfig | None = None, mesh=None, dtype=None):
         first = NAME_MAP[key][0].format(0)
         leaf_dtype = dtype or (reader.get(first).dtype if first in reader else np.float32)
         host = _host_leaf(reader, key, info, config, np.dtype(leaf_dtype))
-        if mesh is None:
-            flat[key] = jax.device_put(host)
-        else:
-            sharding = named_sharding(mesh, info.axes, info.shape)
-            flat[key] = jax.make_array_from_callback(info.shape, sharding, lambda i, h=host: h[i])
+        flat[key] = place(host, mesh, info.axes)
         del host
     return config, _nest(flat)
 
@@ -236,6 +231,7 @@ def export_params(
     params,
     config: ModelConfig,
     tokenizer=None,
+    *,
     dtype=None,
     max_shard_bytes: int = 4 << 30,
     write: bool = True,

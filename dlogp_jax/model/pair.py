@@ -8,6 +8,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from dlogp_jax.errors import CheckpointError
 from dlogp_jax.model import hf_weights
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.tokenizer import check_same_tokenizer, load_tokenizer
@@ -42,6 +43,8 @@ def load_pair(base: str | Path, rl: str | Path | None = None, mesh=None, dtype: 
       base, rl: HF checkpoint directories; rl may be None/"" for one-model use.
       mesh: device mesh for the params (None: default device).
       dtype: "float32" or "bfloat16"/"float16": both the param and the compute dtype.
+    Returns:
+      ModelPair (config_rl and params_rl None without `rl`).
     Raises:
       CheckpointError: bad directory, different tokenizers, or a tokenizer larger than a model's
         embedding matrix.
@@ -61,11 +64,18 @@ def load_pair(base: str | Path, rl: str | Path | None = None, mesh=None, dtype: 
             check_same_tokenizer(tokenizer, load_tokenizer(path))
         config = configs[name]
         if config.vocab_size < vocab_limit:
-            raise hf_weights.CheckpointError(
+            raise CheckpointError(
                 f"{path}: the embedding has {config.vocab_size} rows but the tokenizer has "
                 f"{vocab_limit} tokens; the checkpoint and its tokenizer do not belong together."
             )
         loaded[name] = hf_weights.load_params(path, config, mesh=mesh, dtype=DTYPES[dtype])
     (config_base, params_base) = loaded["base"]
     config_rl, params_rl = loaded.get("rl", (None, None))
-    return ModelPair(config_base, params_base, tokenizer, vocab_limit, config_rl, params_rl)
+    return ModelPair(
+        config_base=config_base,
+        params_base=params_base,
+        tokenizer=tokenizer,
+        vocab_limit=vocab_limit,
+        config_rl=config_rl,
+        params_rl=params_rl,
+    )

@@ -42,9 +42,8 @@ def param_table(config: ModelConfig) -> dict[str, Any]:
     has them (q/k/v biases for Qwen2, q/k norms for Qwen3, lm_head when untied).
     """
     c = config
-    d, f, n, k, h, n_l = (
-        c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.num_layers,
-    )  # fmt: skip
+    d, f, h = c.hidden_size, c.intermediate_size, c.head_dim
+    n, k, n_l = c.num_heads, c.num_kv_heads, c.num_layers
     lyr = {
         "attn_norm_ld": ParamInfo((n_l, d), ("layers", "norm"), "ones"),
         "q_ldnh": ParamInfo((n_l, d, n, h), ("layers", "embed", "q_heads", "head_dim"), "normal"),
@@ -104,8 +103,12 @@ def init(rng: jax.Array, config: ModelConfig, dtype=jnp.float32, std: float = 0.
     return jax.tree.unflatten(treedef, [make(i, k) for i, k in zip(leaves, keys)])
 
 
-def _block(x, p, positions, mask, cache_kv, end_index, config: ModelConfig):
-    """One decoder layer on x [B, T, D]; returns (x, (k_cache, v_cache) or (k, v))."""
+def _block(x, p, *, positions, mask, cache_kv, end_index, config: ModelConfig):
+    """One decoder layer on x [B, T, D] with layer params p; returns (x, (k, v) cache or None).
+
+    positions: [B, T] RoPE positions. mask: [B, T, S] attention mask. cache_kv: this layer's
+    (k, v) cache buffers, or None when scoring. end_index: the cache's write position.
+    """
     c = config
     dt = x.dtype
     h = layers.rms_norm(x, p["attn_norm_ld"], c.rms_norm_eps)
@@ -185,7 +188,9 @@ def hidden_states(
 
     def body(x, layer):
         p, kv = layer
-        return _block(x, p, positions, mask, kv, end, config)
+        return _block(
+            x, p, positions=positions, mask=mask, cache_kv=kv, end_index=end, config=config
+        )
 
     if remat:
         body = jax.checkpoint(body, prevent_cse=False)

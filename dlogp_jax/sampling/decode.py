@@ -7,18 +7,22 @@ M = max_new_tokens, S cache slots, V vocabulary rows.
 (prompt-major: prompt i, sample j is row i·n + j), then runs the loop. Each iteration asks the step
 function (`steps.make_step_fn`, one per mode) for a token from the current logits, records it, and
 feeds it to the model(s) through `logits_fn`; with two models both KV caches advance in lock-step on
-the same prefix inside one compiled program. The loop stops at M tokens, when every sequence has
-emitted a stop token, or when the cache has no slot for the next token (a sequence holds at most
-S − Tp generated tokens). Everything after a stop token is `pad_id` with zero records.
+the same prefix inside one compiled program. The records are one pytree shaped like the step's
+output (`steps.StepOutput`, one [B, M] buffer per field, sized with `jax.eval_shape`) and written
+with one `jax.tree.map` per step, so a new record is one new StepOutput field. The loop stops at M
+tokens, when every sequence has emitted a stop token, or when the cache has no slot for the next
+token (a sequence holds at most S − Tp generated tokens). Everything after a stop token is `pad_id`
+with zero records.
 
 Randomness: sequence (prompt_index p, sample j) at step t uses the key
 fold_in(fold_in(fold_in(key(seed), p), j), t), so its samples do not depend on the batch size, on
-which other prompts share the batch, or on the device mesh. Deviation from the official code: it calls
-vLLM once per token with the same `SamplingParams(seed)`, which replays the same sampling noise at every
-step and for every sequence (PAPER.md §4.1); we do not copy that, so results differ from the paper's by
-sampling noise, not in distribution. Other deviations: criteria and re-draws are exact over the full
-vocabulary unless `DecodeSpec.faithful` (then see `extrapolation.TopKView`); the stop set is the
-caller's (`stop_ids`), where the official loop stops on the base tokenizer's EOS only.
+which other prompts share the batch, or on the device mesh. Deviation from the official code: it
+calls vLLM once per token with the same `SamplingParams(seed)`, which replays the same sampling
+noise at every step and for every sequence (docs/method.md §3, §6); we do not copy that, so results
+differ from the paper's by sampling noise, not in distribution. Other deviations: criteria and
+re-draws are exact over the full vocabulary unless `DecodeSpec.faithful` (then see
+`extrapolation.TopKView`); the stop set is the caller's (`stop_ids`), where the official loop stops
+on the base tokenizer's EOS only.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,74 +39,20 @@ from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.kv_cache import LOGICAL_AXES as CACHE_AXES
 from dlogp_jax.model.kv_cache import KVCache, init_cache
 from dlogp_jax.sampling.spec import DecodeSpec
+from dlogp_jax.sampling.state import (
+    DecodeOutput,
+    DecodeState,
+    batch_sharded,
+    finish,
+    record_buffers,
+    write_records,
+)
 from dlogp_jax.sampling.steps import Knobs, StepFn, make_step_fn
 from dlogp_jax.sharding import constrain
 from dlogp_jax.types import Array, Bool, Int
 
-FINISH_STOP, FINISH_LENGTH, FINISH_CACHE = 1, 2, 3
-FINISH_REASONS = {FINISH_STOP: "stop", FINISH_LENGTH: "length", FINISH_CACHE: "cache_full"}
-RECORDS = ("tokens", "proposed", "logp_base", "logp_rl", "dlogp", "selected")
-
 # logits_fn(tokens [B], positions [B], caches) -> (tuple of [B, V] fp32 logits, caches)
 LogitsFn = Callable[[jax.Array, jax.Array, tuple], tuple[tuple, tuple]]
-
-
-@flax.struct.dataclass
-class DecodeState:
-    """Loop carry. `logits` are the next-token logits of each model (base first)."""
-
-    step: jax.Array  # [] int32: tokens emitted so far
-    logits: tuple  # ([B, V_base], [B, V_rl]?) fp32
-    caches: tuple  # (KVCache, KVCache?)
-    positions: jax.Array  # [B] int32 RoPE position of the next token
-    base_key: jax.Array  # [] PRNG key of the seed
-    prompt_index: jax.Array  # [B] int32
-    sample_index: jax.Array  # [B] int32
-    done: jax.Array  # [B] bool: emitted a stop token
-    length: jax.Array  # [B] int32: tokens emitted (stop token included)
-    tokens: jax.Array  # [B, M] int32
-    proposed: jax.Array  # [B, M] int32
-    logp_base: jax.Array  # [B, M] fp32
-    logp_rl: jax.Array  # [B, M] fp32
-    dlogp: jax.Array  # [B, M] fp32
-    selected: jax.Array  # [B, M] bool
-
-
-@flax.struct.dataclass
-class DecodeOutput:
-    """Decoded sequences, row i·n + j = prompt i, sample j. Entries after `length` are padding.
-
-    Attributes:
-      tokens: [B, M] int32 emitted tokens (`pad_id` after the end).
-      proposed: [B, M] int32 the driver's draw before the criterion (differs from tokens where a
-        re-draw changed it).
-      logp_base, logp_rl: [B, M] fp32 raw (temperature-1, full-vocabulary) log-probs of the emitted
-        token under each model (logp_rl is 0 without an RL model).
-      dlogp: [B, M] fp32 Δlog p of the proposed token.
-      selected: [B, M] bool: the criterion fired (always in extrapolate_all, never in single).
-      length: [B] int32 generated tokens, stop token included.
-      finish_reason: [B] int32, FINISH_STOP / FINISH_LENGTH / FINISH_CACHE (see FINISH_REASONS).
-      replacement_rate: [B] fp32 selected positions / length (0 for empty sequences).
-      prompt_index, sample_index: [B] int32 which prompt (the caller's index) and which sample.
-      num_steps: [] int32 loop iterations run.
-    """
-
-    tokens: jax.Array
-    proposed: jax.Array
-    logp_base: jax.Array
-    logp_rl: jax.Array
-    dlogp: jax.Array
-    selected: jax.Array
-    length: jax.Array
-    finish_reason: jax.Array
-    replacement_rate: jax.Array
-    prompt_index: jax.Array
-    sample_index: jax.Array
-    num_steps: jax.Array
-
-
-def _batch(x: jax.Array) -> jax.Array:
-    return constrain(x, ("act_batch",) + (None,) * (x.ndim - 1))
 
 
 def _constrain_cache(cache: KVCache) -> KVCache:
@@ -120,7 +69,7 @@ def prompt_positions(prompt_mask: Bool[Array, "P Tp"]) -> Int[Array, "P Tp"]:
     return jnp.maximum(jnp.cumsum(prompt_mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def prefill(params, config: ModelConfig, tokens, mask, cache_length: int):
+def prefill(params, config: ModelConfig, tokens, mask, *, cache_length: int):
     """Runs the prompts into a fresh cache.
 
     Args:
@@ -149,23 +98,17 @@ def make_logits_fn(models: Sequence[tuple]) -> LogitsFn:
             )
             logits.append(transformer.logits_from_hidden(params, h[:, 0], config))
             new_caches.append(_constrain_cache(cache))
-        return tuple(_batch(x) for x in logits), tuple(new_caches)
+        return tuple(batch_sharded(x) for x in logits), tuple(new_caches)
 
     return logits_fn
 
 
-def _record(state: DecodeState, out, pad_id: int) -> dict:
-    """The [B, M] record arrays with column `step` written (padding for finished rows)."""
-    live = ~state.done
-    values = {
-        "tokens": jnp.where(live, out.token, pad_id),
-        "proposed": jnp.where(live, out.proposed, pad_id),
-        "logp_base": jnp.where(live, out.logp_base, 0.0),
-        "logp_rl": jnp.where(live, out.logp_rl, 0.0),
-        "dlogp": jnp.where(live, out.dlogp, 0.0),
-        "selected": live & out.selected,
-    }
-    return {k: getattr(state, k).at[:, state.step].set(v) for k, v in values.items()}
+def step_keys(
+    base_key: jax.Array, prompt_index: Int[Array, " B"], sample_index: Int[Array, " B"], step
+) -> jax.Array:
+    """[B] PRNG keys fold_in(fold_in(fold_in(base_key, prompt), sample), step) of one step."""
+    fold = jax.random.fold_in
+    return jax.vmap(lambda p, j: fold(fold(fold(base_key, p), j), step))(prompt_index, sample_index)
 
 
 def decode_loop(
@@ -186,7 +129,7 @@ def decode_loop(
     Returns:
       The final state.
     """
-    max_new = state.tokens.shape[1]
+    max_new = state.records.token.shape[1]
     stop = jnp.asarray(stop_ids or (-1,), jnp.int32)
 
     def cond(s: DecodeState):
@@ -194,13 +137,8 @@ def decode_loop(
         return (s.step < max_new) & ~jnp.all(s.done) & room
 
     def body(s: DecodeState):
-        keys = jax.vmap(
-            lambda p, j: jax.random.fold_in(
-                jax.random.fold_in(jax.random.fold_in(s.base_key, p), j), s.step
-            )
-        )(s.prompt_index, s.sample_index)
+        keys = step_keys(s.base_key, s.prompt_index, s.sample_index, s.step)
         out = step_fn(s.logits[0], s.logits[1] if len(s.logits) > 1 else None, keys)
-        records = _record(s, out, pad_id)
         live = ~s.done
         done = s.done | (live & jnp.any(out.token[:, None] == stop[None, :], axis=-1))
         logits, caches = logits_fn(out.token, s.positions, s.caches)
@@ -211,7 +149,7 @@ def decode_loop(
             positions=s.positions + 1,
             done=done,
             length=s.length + live.astype(jnp.int32),
-            **records,
+            records=write_records(s, out, pad_id),
         )
 
     return jax.lax.while_loop(cond, body, state)
@@ -232,7 +170,16 @@ def _repeat_cache(cache: KVCache, n: int) -> KVCache:
     )
 
 
-def init_state(logits, caches, prompt_mask, prompt_index, seed, spec: DecodeSpec) -> DecodeState:
+def init_state(
+    logits,
+    caches,
+    *,
+    prompt_mask: Bool[Array, "P Tp"],
+    prompt_index: Int[Array, " P"],
+    seed: jax.Array,
+    spec: DecodeSpec,
+    step_fn: StepFn,
+) -> DecodeState:
     """The loop state for B = P·n sequences from the prefill of P prompts (repeated n times each).
 
     Args:
@@ -240,67 +187,66 @@ def init_state(logits, caches, prompt_mask, prompt_index, seed, spec: DecodeSpec
       caches: per model, the prefilled KVCache of the P prompts.
       prompt_mask: [P, Tp] bool. prompt_index: [P] int32 global prompt ids.
       seed: [] int32 seed. spec: n, max_new_tokens and pad_id are used.
+      step_fn: the mode's step function; its output's shapes size the records (not run here).
     Returns:
       DecodeState with B = P·n rows, prompt-major (row i·n + j = prompt i, sample j).
     """
-    n, m = spec.n, spec.max_new_tokens
+    n = spec.n
     p = prompt_mask.shape[0]
     b = p * n
-    rows = lambda dtype, fill=0: _batch(jnp.full((b, m), fill, dtype))
+    logits = tuple(batch_sharded(_repeat(x, n)) for x in logits)
+    base_key = jax.random.key(seed)
+    keys = jax.ShapeDtypeStruct((b,), base_key.dtype)
+    step_shapes = jax.eval_shape(step_fn, logits[0], logits[1] if len(logits) > 1 else None, keys)
     return DecodeState(
         step=jnp.zeros((), jnp.int32),
-        logits=tuple(_batch(_repeat(x, n)) for x in logits),
+        logits=logits,
         caches=tuple(_repeat_cache(c, n) for c in caches),
-        positions=_batch(_repeat(jnp.sum(prompt_mask, axis=-1, dtype=jnp.int32), n)),
-        base_key=jax.random.key(seed),
-        prompt_index=_batch(_repeat(prompt_index.astype(jnp.int32), n)),
-        sample_index=_batch(jnp.tile(jnp.arange(n, dtype=jnp.int32), p)),
-        done=_batch(jnp.zeros((b,), bool)),
-        length=_batch(jnp.zeros((b,), jnp.int32)),
-        tokens=rows(jnp.int32, spec.pad_id),
-        proposed=rows(jnp.int32, spec.pad_id),
-        logp_base=rows(jnp.float32),
-        logp_rl=rows(jnp.float32),
-        dlogp=rows(jnp.float32),
-        selected=rows(bool, False),
-    )
-
-
-def finish(state: DecodeState) -> DecodeOutput:
-    """DecodeOutput ([B, M] records, [B] lengths, finish reasons, replacement rates) of the final state."""
-    max_new = state.tokens.shape[1]
-    reason = jnp.where(
-        state.done,
-        FINISH_STOP,
-        jnp.where(state.length >= max_new, FINISH_LENGTH, FINISH_CACHE),
-    ).astype(jnp.int32)
-    rate = jnp.sum(state.selected, axis=-1) / jnp.maximum(state.length, 1)
-    return DecodeOutput(
-        **{k: getattr(state, k) for k in RECORDS},
-        length=state.length,
-        finish_reason=reason,
-        replacement_rate=rate.astype(jnp.float32),
-        prompt_index=state.prompt_index,
-        sample_index=state.sample_index,
-        num_steps=state.step,
+        positions=batch_sharded(_repeat(jnp.sum(prompt_mask, axis=-1, dtype=jnp.int32), n)),
+        base_key=base_key,
+        prompt_index=batch_sharded(_repeat(prompt_index.astype(jnp.int32), n)),
+        sample_index=batch_sharded(jnp.tile(jnp.arange(n, dtype=jnp.int32), p)),
+        done=batch_sharded(jnp.zeros((b,), bool)),
+        length=batch_sharded(jnp.zeros((b,), jnp.int32)),
+        records=record_buffers(step_shapes, spec.max_new_tokens, spec.pad_id),
     )
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "config_base", "config_rl", "cache_length"))
-def _generate(params_base, params_rl, prompt_tokens, prompt_mask, prompt_index, seed, knobs, *,
-              spec, config_base, config_rl, cache_length):  # fmt: skip
+def _generate(
+    params_base,
+    params_rl,
+    *,
+    prompt_tokens: Int[Array, "P Tp"],
+    prompt_mask: Bool[Array, "P Tp"],
+    prompt_index: Int[Array, " P"],
+    seed: jax.Array,
+    knobs: Knobs,
+    spec: DecodeSpec,
+    config_base: ModelConfig,
+    config_rl: ModelConfig | None,
+    cache_length: int,
+) -> DecodeOutput:
+    """The compiled program of `generate` (validated arguments; see there)."""
     models = [(params_base, config_base)]
     if params_rl is not None:
         models.append((params_rl, config_rl))
-    prefilled = [prefill(p, c, prompt_tokens, prompt_mask, cache_length) for p, c in models]
+    prefilled = [
+        prefill(p, c, prompt_tokens, prompt_mask, cache_length=cache_length) for p, c in models
+    ]
     logits, caches = zip(*prefilled)
-    state = init_state(logits, caches, prompt_mask, prompt_index, seed, spec)
+    step_fn = make_step_fn(spec, knobs)
+    state = init_state(
+        logits,
+        caches,
+        prompt_mask=prompt_mask,
+        prompt_index=prompt_index,
+        seed=seed,
+        spec=spec,
+        step_fn=step_fn,
+    )
     state = decode_loop(
-        state,
-        make_logits_fn(models),
-        make_step_fn(spec, knobs),
-        stop_ids=spec.stop_ids,
-        pad_id=spec.pad_id,
+        state, make_logits_fn(models), step_fn, stop_ids=spec.stop_ids, pad_id=spec.pad_id
     )
     return finish(state)
 
@@ -335,22 +281,12 @@ def generate(
     Returns:
       DecodeOutput with [P·n, max_new_tokens] records, row i·n + j = prompt i, sample j.
     Raises:
-      ValueError: missing RL model, or differently sized vocabularies without spec.vocab_limit.
+      ValueError: missing RL model, or vocabularies `spec.check_models` rejects, or no cache room.
     """
-    if spec.needs_rl and params_rl is None:
-        raise ValueError(f"mode {spec.mode!r} needs params_rl and config_rl.")
-    if params_rl is not None:
-        if config_rl is None:
-            raise ValueError("params_rl given without config_rl.")
-        if spec.vocab_limit is None and config_rl.vocab_size != config_base.vocab_size:
-            raise ValueError(
-                f"base and RL embeddings have {config_base.vocab_size} and {config_rl.vocab_size} "
-                "rows: set spec.vocab_limit to the tokenizer's length."
-            )
-    limit = spec.vocab_limit
-    for config in (config_base, config_rl if params_rl is not None else None):
-        if config is not None and limit is not None and limit > config.vocab_size:
-            raise ValueError(f"vocab_limit={limit} exceeds a model's {config.vocab_size} rows.")
+    if params_rl is not None and config_rl is None:
+        raise ValueError("params_rl given without config_rl.")
+    config_rl = config_rl if params_rl is not None else None
+    spec.check_models(config_base.vocab_size, None if config_rl is None else config_rl.vocab_size)
     prompt_tokens = jnp.asarray(prompt_tokens, jnp.int32)
     cache_length = cache_length or prompt_tokens.shape[1] + spec.max_new_tokens
     if cache_length <= prompt_tokens.shape[1]:
@@ -360,14 +296,14 @@ def generate(
     return _generate(
         params_base,
         params_rl,
-        prompt_tokens,
-        jnp.asarray(prompt_mask, bool),
-        jnp.asarray(prompt_index, jnp.int32),
-        jnp.asarray(seed, jnp.int32),
-        Knobs(jnp.float32(spec.threshold), jnp.float32(spec.gamma)),
+        prompt_tokens=prompt_tokens,
+        prompt_mask=jnp.asarray(prompt_mask, bool),
+        prompt_index=jnp.asarray(prompt_index, jnp.int32),
+        seed=jnp.asarray(seed, jnp.int32),
+        knobs=Knobs(jnp.float32(spec.threshold), jnp.float32(spec.gamma)),
         spec=spec.replace(threshold=0.0, gamma=0.0),
         config_base=config_base,
-        config_rl=config_rl if params_rl is not None else None,
+        config_rl=config_rl,
         cache_length=cache_length,
     )
 

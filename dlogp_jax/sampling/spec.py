@@ -1,5 +1,11 @@
-"""`DecodeSpec`: the settings of one decoding run (hashable and frozen; `generate` passes all but
-threshold and gamma to jit as static arguments, those two traced)."""
+"""`DecodeSpec`: the settings of one decoding run, and every check of them against the models.
+
+The spec is hashable and frozen; `generate` passes all but threshold and gamma to jit as static
+arguments, those two traced. Mode, criterion and vocabulary checks live here and nowhere else:
+`__post_init__` checks the settings themselves, `check_models` checks them against the models (an
+RL model where the mode needs one, vocabularies that line up), and both `generate` and the step
+functions call it.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ class DecodeSpec:
     """What to decode and how. Validated on construction.
 
     Attributes:
-      mode: "single" (sample from the base model; an RL model, if given, only scores), "replace"
-        (base proposes, RL re-draws where the criterion fires), "extrapolate" (as replace, re-drawn
-        from π_R^(1+γ)/π_B^γ), "extrapolate_all" (every token from π_R^(1+γ)/π_B^γ).
+      mode: (docs/method.md §2-§3) "single" (sample from the base model; an RL model, if given,
+        only scores), "replace" (base proposes, RL re-draws where the criterion fires),
+        "extrapolate" (as replace, re-drawn from π_R^(1+γ)/π_B^γ), "extrapolate_all" (every
+        token from π_R^(1+γ)/π_B^γ).
       criterion: one of `extrapolation.CRITERIA` (replace / extrapolate only).
       threshold: τ of the criterion (e.g. −0.3 for dlogp, a probability for random).
       gamma: γ of the extrapolated distribution (0 is the RL model).
@@ -62,6 +69,34 @@ class DecodeSpec:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1.")
         if self.vocab_limit is not None and self.vocab_limit < 1:
             raise ValueError(f"vocab_limit={self.vocab_limit}: must be >= 1 (or None).")
+
+    def check_models(self, base_rows: int, rl_rows: int | None = None) -> None:
+        """Checks the models against the spec: an RL model where the mode needs one, and logits rows
+        that line up after the `vocab_limit` cut.
+
+        Args:
+          base_rows: V_base, the base model's logits (embedding) rows.
+          rl_rows: V_rl of the RL model; None when there is no RL model.
+        Raises:
+          ValueError: the mode needs an RL model and there is none; the two models have different
+            row counts and no vocab_limit; vocab_limit exceeds a model's rows.
+        """
+        if rl_rows is None and self.needs_rl:
+            raise ValueError(
+                f"mode {self.mode!r} needs params_rl and config_rl (it needs the RL model's "
+                "logits at every step)."
+            )
+        limit = self.vocab_limit
+        if limit is None:
+            if rl_rows is not None and rl_rows != base_rows:
+                raise ValueError(
+                    f"base and RL vocabularies differ ({base_rows} vs {rl_rows} rows): set "
+                    "vocab_limit to the tokenizer's length."
+                )
+            return
+        for rows in (base_rows, rl_rows):
+            if rows is not None and limit > rows:
+                raise ValueError(f"vocab_limit={limit} exceeds a model's {rows} rows.")
 
     @property
     def sampling(self) -> SamplingParams:

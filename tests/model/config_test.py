@@ -11,26 +11,51 @@ from dlogp_jax.model.config import PRESETS, ModelConfig, RopeConfig, Unsupported
 
 # config.json of meta-llama/Meta-Llama-3.1-8B as transformers 4.x writes it (rope_theta top-level).
 LLAMA31_8B_V4 = {
-    "architectures": ["LlamaForCausalLM"], "attention_bias": False, "hidden_act": "silu",
-    "hidden_size": 4096, "intermediate_size": 14336, "max_position_embeddings": 131072,
-    "mlp_bias": False, "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 32,
-    "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+    "architectures": ["LlamaForCausalLM"],
+    "attention_bias": False,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "max_position_embeddings": 131072,
+    "mlp_bias": False,
+    "model_type": "llama",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 500000.0,
     "rope_scaling": {
-        "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-        "original_max_position_embeddings": 8192, "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+        "rope_type": "llama3",
     },
-    "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 128256,
-}  # fmt: skip
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "vocab_size": 128256,
+}
 # config.json of Qwen/Qwen3-8B as transformers 5.x writes it (rope_parameters, no rope_theta).
 QWEN3_8B_V5 = {
-    "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "head_dim": 128,
-    "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 12288,
-    "max_position_embeddings": 40960, "model_type": "qwen3", "num_attention_heads": 32,
-    "num_hidden_layers": 36, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+    "architectures": ["Qwen3ForCausalLM"],
+    "attention_bias": False,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "max_position_embeddings": 40960,
+    "model_type": "qwen3",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 36,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-06,
     "rope_parameters": {"rope_theta": 1000000, "rope_type": "default"},
-    "sliding_window": None, "tie_word_embeddings": False, "use_sliding_window": False,
-    "vocab_size": 151936, "dtype": "bfloat16",
-}  # fmt: skip
+    "sliding_window": None,
+    "tie_word_embeddings": False,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+    "dtype": "bfloat16",
+}
 # Published parameter counts (model cards / safetensors metadata).
 PUBLISHED_PARAMS = {
     "qwen2p5_0p5b": 494_032_768,
@@ -71,9 +96,14 @@ def test_from_hf_v5_rope_parameters_win_over_v4_fields():
 
 def test_qwen2_defaults_head_dim_and_kv_heads():
     hf = {
-        "model_type": "qwen2", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "rope_theta": 1e6,
-    }  # fmt: skip
+        "model_type": "qwen2",
+        "vocab_size": 100,
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "rope_theta": 1e6,
+    }
     config = ModelConfig.from_hf(hf)
     assert (config.head_dim, config.num_kv_heads, config.qkv_bias) == (16, 4, True)
     assert config.rope == RopeConfig(theta=1e6)

@@ -20,9 +20,13 @@ from dlogp_jax.model.hf_weights import CheckpointError
 from tests.hf_models import hf_config, save_hf_model
 
 LLAMA3_ROPE = {
-    "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-    "high_freq_factor": 4.0, "original_max_position_embeddings": 32,
-}  # fmt: skip
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 32,
+}
 SOURCES = {
     "qwen2_untied": ("qwen2", dict(kv_heads=2)),
     "llama_tied_llama3_bias": (

@@ -30,9 +30,13 @@ def _full(params, tokens):
     """Per-sequence teacher-forced logits [T, V] of one unpadded sequence."""
     t = len(tokens)
     logits, _ = _apply(
-        params, tokens[None], np.arange(t, dtype=np.int32)[None], None, np.ones((1, t), bool),
+        params,
+        tokens[None],
+        np.arange(t, dtype=np.int32)[None],
+        None,
+        np.ones((1, t), bool),
         config=CONFIG,
-    )  # fmt: skip
+    )
     return np.asarray(logits[0])
 
 
@@ -42,9 +46,13 @@ def _decode(params, cache, tokens, positions):
     for j in range(tokens.shape[1]):
         assert not bool(cache.is_full())
         logits, cache = _apply(
-            params, tokens[:, j : j + 1], positions[:, j : j + 1], cache, np.ones((2, 1), bool),
+            params,
+            tokens[:, j : j + 1],
+            positions[:, j : j + 1],
+            cache,
+            np.ones((2, 1), bool),
             config=CONFIG,
-        )  # fmt: skip
+        )
         out.append(np.asarray(logits[:, 0]))
     return np.stack(out, axis=1), cache
 
@@ -66,9 +74,13 @@ def test_prefill_then_one_token_at_a_time_equals_full_forward(params):
     positions = np.broadcast_to(np.arange(PROMPT + NEW, dtype=np.int32), tokens.shape)
     cache = init_cache(CONFIG, 2, PROMPT + NEW)
     prefill, cache = _apply(
-        params, tokens[:, :PROMPT], positions[:, :PROMPT], cache, np.ones((2, PROMPT), bool),
+        params,
+        tokens[:, :PROMPT],
+        positions[:, :PROMPT],
+        cache,
+        np.ones((2, PROMPT), bool),
         config=CONFIG,
-    )  # fmt: skip
+    )
     assert int(cache.end_index) == PROMPT
     np.testing.assert_array_equal(np.asarray(cache.key_mask[:, :PROMPT]), True)
     np.testing.assert_array_equal(np.asarray(cache.key_mask[:, PROMPT:]), False)

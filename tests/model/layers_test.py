@@ -22,8 +22,14 @@ def test_blocked_attention_matches_unblocked(t, q_block):
 
 
 def test_llama3_rope_scaling_by_hand():
-    rope = RopeConfig(theta=10000.0, rope_type="llama3", factor=8.0, low_freq_factor=1.0,
-                      high_freq_factor=4.0, original_max_position_embeddings=64)  # fmt: skip
+    rope = RopeConfig(
+        theta=10000.0,
+        rope_type="llama3",
+        factor=8.0,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        original_max_position_embeddings=64,
+    )
     inv = 1.0 / 10000.0 ** (np.arange(0, 16, 2) / 16)
     got = layers.rope_inv_freq(rope, 16)
     wavelen = 2 * np.pi / inv

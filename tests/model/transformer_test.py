@@ -15,9 +15,13 @@ from tests.hf_models import hf_config, save_hf_model
 
 B, T = 3, 10
 LLAMA3_ROPE = {
-    "rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-    "high_freq_factor": 4.0, "original_max_position_embeddings": 32,
-}  # fmt: skip
+    "rope_type": "llama3",
+    "rope_theta": 10000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 32,
+}
 CASES = {
     "qwen2_gqa_untied": ("qwen2", dict(heads=4, kv_heads=2)),
     "qwen2_mqa_tied": ("qwen2", dict(heads=4, kv_heads=1, tied=True)),

@@ -16,12 +16,21 @@ from tests.sampling.steps_test import analytic
 M = 8
 
 
-def decode(pair, spec, rows=PROMPTS, index=None, seed=0, rl=True, **kw):
+def decode(pair, spec, *, rows=PROMPTS, index=None, seed=0, rl=True, **kw):
     tokens, mask = prompts(rows)
     index = np.arange(len(rows)) if index is None else np.asarray(index)
     rl_kw = dict(params_rl=pair.params_rl, config_rl=pair.config_rl) if rl else {}
-    return generate(pair.params_base, tokens, mask, index, spec=spec, config_base=pair.config_base,
-                    seed=seed, **rl_kw, **kw)  # fmt: skip
+    return generate(
+        pair.params_base,
+        tokens,
+        mask,
+        index,
+        spec=spec,
+        config_base=pair.config_base,
+        seed=seed,
+        **rl_kw,
+        **kw,
+    )
 
 
 def reference_greedy(pair, mode, tau=0.0, gamma=0.0, steps=M):
@@ -90,8 +99,15 @@ def test_greedy_selective_extrapolation(pair):
     Δlog p(ŷ) <= τ (the replace rule is the same code with γ = 0, checked per step in steps_test)."""
     tau, gamma = -4.0, 0.5
     ref = reference_greedy(pair, "extrapolate", tau, gamma)
-    spec = DecodeSpec(mode="extrapolate", criterion="dlogp", threshold=tau, gamma=gamma,
-                      temperature=0, max_new_tokens=M, vocab_limit=VOCAB)  # fmt: skip
+    spec = DecodeSpec(
+        mode="extrapolate",
+        criterion="dlogp",
+        threshold=tau,
+        gamma=gamma,
+        temperature=0,
+        max_new_tokens=M,
+        vocab_limit=VOCAB,
+    )
     out = decode(pair, spec)
     np.testing.assert_array_equal(out.tokens, ref["tokens"])
     np.testing.assert_array_equal(out.selected, ref["selected"])
@@ -130,8 +146,18 @@ def test_cache_full_stops(pair):
 
 
 STOPS = tuple(range(0, VOCAB, 9))  # 11 of 99 ids: some sequences stop within M tokens, some don't
-SAMPLED = DecodeSpec(mode="extrapolate", criterion="dlogp", threshold=-4.0, gamma=0.5, top_p=0.9,
-                     max_new_tokens=M, vocab_limit=VOCAB, n=4, stop_ids=STOPS, pad_id=98)  # fmt: skip
+SAMPLED = DecodeSpec(
+    mode="extrapolate",
+    criterion="dlogp",
+    threshold=-4.0,
+    gamma=0.5,
+    top_p=0.9,
+    max_new_tokens=M,
+    vocab_limit=VOCAB,
+    n=4,
+    stop_ids=STOPS,
+    pad_id=98,
+)
 
 
 def test_sampled_seed_rows_and_padding(pair):
@@ -170,10 +196,16 @@ def test_mesh_independence(pair):
     tokens, mask = prompts()
     with jax.set_mesh(mesh):
         out = generate(
-            place(pair.params_base, pair.config_base), tokens, mask, np.arange(3), spec=SAMPLED,
-            config_base=pair.config_base, params_rl=place(pair.params_rl, pair.config_rl),
-            config_rl=pair.config_rl, seed=1,
-        )  # fmt: skip
+            place(pair.params_base, pair.config_base),
+            tokens,
+            mask,
+            np.arange(3),
+            spec=SAMPLED,
+            config_base=pair.config_base,
+            params_rl=place(pair.params_rl, pair.config_rl),
+            config_rl=pair.config_rl,
+            seed=1,
+        )
         assert len(out.tokens.sharding.device_set) == 8
     np.testing.assert_array_equal(out.tokens, plain.tokens)
     np.testing.assert_allclose(out.logp_rl, plain.logp_rl, atol=1e-4)
@@ -184,8 +216,14 @@ def test_extrapolate_all_gamma0_is_rl_and_padded_vocab(pair):
     model's 7 large padding rows, which would hold most of the probability, are never drawn."""
     kw = dict(max_new_tokens=M, vocab_limit=VOCAB, top_p=0.9, n=4)
     tokens, mask = prompts()
-    rl_alone = generate(pair.params_rl, tokens, mask, np.arange(3), spec=DecodeSpec(**kw),
-                        config_base=pair.config_rl)  # fmt: skip
+    rl_alone = generate(
+        pair.params_rl,
+        tokens,
+        mask,
+        np.arange(3),
+        spec=DecodeSpec(**kw),
+        config_base=pair.config_rl,
+    )
     ex0 = decode(pair, DecodeSpec(mode="extrapolate_all", gamma=0.0, **kw))
     np.testing.assert_array_equal(ex0.tokens, rl_alone.tokens)
     np.testing.assert_allclose(ex0.logp_rl, rl_alone.logp_base, atol=1e-5)
@@ -206,8 +244,17 @@ def test_first_token_distribution(pair):
     """Many sequences, one step: the empirical first-token distribution of selective extrapolation
     matches the analytic mixture computed from full forward passes."""
     n = 4000
-    spec = DecodeSpec(mode="extrapolate", criterion="dlogp", threshold=-2.0, gamma=0.5, top_p=0.9,
-                      temperature=0.9, max_new_tokens=1, vocab_limit=VOCAB, n=n)  # fmt: skip
+    spec = DecodeSpec(
+        mode="extrapolate",
+        criterion="dlogp",
+        threshold=-2.0,
+        gamma=0.5,
+        top_p=0.9,
+        temperature=0.9,
+        max_new_tokens=1,
+        vocab_limit=VOCAB,
+        n=n,
+    )
     out = decode(pair, spec, rows=[PROMPTS[0]])
     lb = full_logprobs(pair.params_base, pair.config_base, [PROMPTS[0]])[0]
     lr = full_logprobs(pair.params_rl, pair.config_rl, [PROMPTS[0]])[0]
@@ -228,8 +275,17 @@ def test_threshold_and_gamma_sweep_compiles_once():
     before = decode._generate._cache_size()
     rates = []
     for tau, gamma in ((-0.5, 0.0), (0.0, 0.5), (0.5, 1.0)):
-        out = decode.generate(pb, tokens, mask, np.arange(2), spec=spec.replace(threshold=tau, gamma=gamma),
-                              config_base=config, params_rl=pr, config_rl=config, seed=0)  # fmt: skip
+        out = decode.generate(
+            pb,
+            tokens,
+            mask,
+            np.arange(2),
+            spec=spec.replace(threshold=tau, gamma=gamma),
+            config_base=config,
+            params_rl=pr,
+            config_rl=config,
+            seed=0,
+        )
         rates.append(float(np.asarray(out.selected).mean()))
     assert decode._generate._cache_size() == before + 1
     assert rates == sorted(rates) and rates[0] < rates[-1]

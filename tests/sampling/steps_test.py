@@ -32,7 +32,7 @@ def probs(spec, logits):
 
 
 def analytic(spec, logits_base, logits_rl):
-    """The token distribution each mode should sample, from the formulas of PAPER.md §3-4."""
+    """The token distribution each mode should sample, from the formulas of docs/method.md §2-§3."""
     lb = jax.nn.log_softmax(logits_base)
     lr = jax.nn.log_softmax(logits_rl)
     q_base = probs(spec, lb)

@@ -24,9 +24,20 @@ def inputs(tmp_path_factory):
 
 def _config(inputs, out, **kw):
     base, rl, data = inputs
-    fields = dict(base=str(base), rl=str(rl), data=str(data), out=str(out), mode="extrapolate",
-                  criterion="dlogp", threshold=-0.5, gamma=0.2, max_new_tokens=12, n=3,
-                  batch_prompts=2, grader_workers=0)  # fmt: skip
+    fields = dict(
+        base=str(base),
+        rl=str(rl),
+        data=str(data),
+        out=str(out),
+        mode="extrapolate",
+        criterion="dlogp",
+        threshold=-0.5,
+        gamma=0.2,
+        max_new_tokens=12,
+        n=3,
+        batch_prompts=2,
+        grader_workers=0,
+    )
     fields.update(kw)
     return get_config("sample", **fields)
 

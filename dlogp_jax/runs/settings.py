@@ -11,6 +11,7 @@ stop tokens against the tokenizer, the mesh spec against the devices.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import typing
 from collections.abc import Mapping, Sequence
@@ -62,12 +63,13 @@ def _dtype(value: str, field: str) -> list[str]:
 
 
 def _at_least(settings, low: int, *names: str) -> list[str]:
+    def bad(v) -> bool:
+        return isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low
+
     return [
         f"{name}={getattr(settings, name)!r}: must be an integer >= {low}."
         for name in names
-        if isinstance(getattr(settings, name), bool)
-        or not isinstance(getattr(settings, name), int)
-        or getattr(settings, name) < low
+        if bad(getattr(settings, name))
     ]
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1e9
+QWEN_STOPS = (151643, 151645)  # <|endoftext|>, <|im_end|> of Qwen2.5 / Qwen3 (pad: the first)
 
 
 def load_pods():
@@ -222,13 +223,17 @@ def _train_programs(c, model, mesh):
     import jax
     import jax.numpy as jnp
 
-    from dlogp_jax.cli.train import settings
     from dlogp_jax.rl import train_step
-    from dlogp_jax.rl.train_state import TrainState
+    from dlogp_jax.rl.dapo_loss import LossConfig
+    from dlogp_jax.rl.rollout import RolloutConfig
+    from dlogp_jax.rl.train_state import OptimizerConfig, TrainState
+    from dlogp_jax.runs import TrainerSettings, from_dict
     from dlogp_jax.sampling import DecodeSpec
     from dlogp_jax.sampling.decode import _generate
 
-    trainer, rollout, loss, opt = settings(c)
+    trainer = from_dict(TrainerSettings, c.trainer.to_dict())
+    rollout = from_dict(RolloutConfig, c.rollout.to_dict())
+    loss, opt = LossConfig(**c.loss), OptimizerConfig(**c.optimizer)
     params = abstract_params(model, mesh, jnp.float32)
     state = TrainState(
         step=jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.NamedSharding(mesh, jax.P())),
@@ -238,8 +243,17 @@ def _train_programs(c, model, mesh):
     )
     tp, m = c.max_prompt_len, rollout.max_response_len
     vocab_limit = 151665  # len(tokenizer) of Qwen2.5 / Qwen3
-    cfg = train_step.StepConfig(model, loss, tp, vocab_limit, trainer.chunk_tokens,
-                                trainer.micro_batches, trainer.remat, opt, trainer.mini_batches)  # fmt: skip
+    cfg = train_step.StepConfig(
+        model=model,
+        loss=loss,
+        prompt_len=tp,
+        vocab_limit=vocab_limit,
+        chunk_tokens=trainer.chunk_tokens,
+        micro_batches=trainer.micro_batches,
+        remat=trainer.remat,
+        optimizer=opt,
+        updates_per_step=trainer.mini_batches,
+    )
 
     def batch(b, with_step_inputs):
         out = {
@@ -247,36 +261,62 @@ def _train_programs(c, model, mesh):
             "mask": _batch_struct((b, tp + m), jnp.bool_, mesh),
         }
         if with_step_inputs:
-            out.update({k: _batch_struct((b, m), jnp.float32, mesh)
-                        for k in ("resp_mask", "adv", "weights", "logp_old")})  # fmt: skip
+            for k in ("resp_mask", "adv", "weights", "logp_old"):
+                out[k] = _batch_struct((b, m), jnp.float32, mesh)
         return out
 
     total = rollout.train_prompts * rollout.n
     mini = total // trainer.mini_batches
     micro = mini // trainer.micro_batches
-    spec = DecodeSpec(mode="single", temperature=rollout.temperature, top_p=rollout.top_p,
-                      max_new_tokens=m, stop_ids=(151643, 151645), pad_id=151643,
-                      vocab_limit=vocab_limit, n=rollout.n)  # fmt: skip
+    spec = DecodeSpec(
+        mode="single",
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        max_new_tokens=m,
+        stop_ids=QWEN_STOPS,
+        pad_id=QWEN_STOPS[0],
+        vocab_limit=vocab_limit,
+        n=rollout.n,
+    )
     p = rollout.gen_prompts
-    gen_args = (
-        params, None, _batch_struct((p, tp), jnp.int32, mesh),
-        _batch_struct((p, tp), jnp.bool_, mesh), _batch_struct((p,), jnp.int32, mesh),
-        jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.NamedSharding(mesh, jax.P())),
-    )  # fmt: skip
+    gen_args = (params, None, *_prompt_structs(p, tp, mesh))
+    gen_kw = dict(spec=spec, config_base=model, config_rl=None, cache_length=tp + m)
     b_micro, b_all = batch(micro, False), batch(total, False)
+    forward = train_step.forward_logprobs
     return {
-        f"update (mini-batch of {mini} seqs)": (train_step.update, (state, batch(mini, True)), {"cfg": cfg}),
+        f"update (mini-batch of {mini} seqs)": (
+            train_step.update,
+            (state, batch(mini, True)),
+            {"cfg": cfg},
+        ),
         f"old-logp pass, one micro-batch ({micro} seqs)": (
-            train_step.forward_logprobs, (params, b_micro["tokens"], b_micro["mask"]), {"cfg": cfg}),
+            forward,
+            (params, b_micro["tokens"], b_micro["mask"]),
+            {"cfg": cfg},
+        ),
         f"old-logp pass, whole step batch ({total} seqs, today)": (
-            train_step.forward_logprobs, (params, b_all["tokens"], b_all["mask"]), {"cfg": cfg}),
-        f"rollout round ({p} prompts x {rollout.n})": (_generate, gen_args, dict(
-            spec=spec, config_base=model, config_rl=None, cache_length=tp + m)),
-    }  # fmt: skip
+            forward,
+            (params, b_all["tokens"], b_all["mask"]),
+            {"cfg": cfg},
+        ),
+        f"rollout round ({p} prompts x {rollout.n})": (_generate, gen_args, gen_kw),
+    }
+
+
+def _prompt_structs(p: int, tp: int, mesh):
+    """Abstract (prompt tokens [P, Tp], prompt mask [P, Tp], prompt index [P], seed []) args."""
+    import jax
+    import jax.numpy as jnp
+
+    return (
+        _batch_struct((p, tp), jnp.int32, mesh),
+        _batch_struct((p, tp), jnp.bool_, mesh),
+        _batch_struct((p,), jnp.int32, mesh),
+        jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.NamedSharding(mesh, jax.P())),
+    )
 
 
 def _pair_programs(c, model, mesh, cli):
-    import jax
     import jax.numpy as jnp
 
     from dlogp_jax import logprobs
@@ -287,21 +327,36 @@ def _pair_programs(c, model, mesh, cli):
     vocab_limit = 151665
     if cli == "score":
         b, t = c.batch_size, c.max_length
-        args = (params, _batch_struct((b, t), jnp.int32, mesh), _batch_struct((b, t), jnp.int32, mesh),
-                _batch_struct((b, t), jnp.bool_, mesh), params)  # fmt: skip
-        kw = dict(config_base=model, config_rl=model, vocab_limit=vocab_limit,
-                  chunk_tokens=c.chunk_tokens)  # fmt: skip
+        args = (
+            params,
+            _batch_struct((b, t), jnp.int32, mesh),
+            _batch_struct((b, t), jnp.int32, mesh),
+            _batch_struct((b, t), jnp.bool_, mesh),
+            params,
+        )
+        kw = dict(
+            config_base=model,
+            config_rl=model,
+            vocab_limit=vocab_limit,
+            chunk_tokens=c.chunk_tokens,
+        )
         return {f"score_tokens, two models ({b} rows x {t})": (logprobs.score_tokens, args, kw)}
     tp = max(int(x) for x in c.prompt_buckets.split(","))
-    spec = DecodeSpec(mode="extrapolate", criterion="dlogp", threshold=-0.3, gamma=0.05,
-                      temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens,
-                      stop_ids=(151643, 151645), pad_id=151643, vocab_limit=vocab_limit, n=c.n)  # fmt: skip
+    spec = DecodeSpec(
+        mode="extrapolate",
+        criterion="dlogp",
+        threshold=-0.3,
+        gamma=0.05,
+        temperature=c.temperature,
+        top_p=c.top_p,
+        max_new_tokens=c.max_new_tokens,
+        stop_ids=QWEN_STOPS,
+        pad_id=QWEN_STOPS[0],
+        vocab_limit=vocab_limit,
+        n=c.n,
+    )
     p = c.batch_prompts
-    args = (
-        params, params, _batch_struct((p, tp), jnp.int32, mesh),
-        _batch_struct((p, tp), jnp.bool_, mesh), _batch_struct((p,), jnp.int32, mesh),
-        jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.NamedSharding(mesh, jax.P())),
-    )  # fmt: skip
+    args = (params, params, *_prompt_structs(p, tp, mesh))
     kw = dict(spec=spec, config_base=model, config_rl=model, cache_length=tp + c.max_new_tokens)
     return {f"generate, extrapolate, two models ({p} prompts x {c.n})": (_generate, args, kw)}
 
@@ -363,8 +418,10 @@ def scaled(by_layers: dict, full_layers: int) -> dict[str, float]:
 def report(name: str, compile_programs: bool) -> None:
     pods, desc, c, m, chips, hosts = preset_setup(name)
     hbm = pods.HBM_BYTES_PER_CHIP
-    print(f"\n## {name}: {desc['slice']} ({chips} chips, {hosts} hosts), mesh {c.mesh}, "
-          f"{m.num_params / 1e9:.2f}B params, {m.num_layers} layers")  # fmt: skip
+    print(
+        f"\n## {name}: {desc['slice']} ({chips} chips, {hosts} hosts), mesh {c.mesh}, "
+        f"{m.num_params / 1e9:.2f}B params, {m.num_layers} layers"
+    )
     print("\narithmetic (per chip)")
     for what, b in arithmetic(name):
         print(f"  {what:<62} {b / GB:8.2f} GB  ({100 * b / hbm:5.1f}% of {hbm / GB:.0f} GB)")
@@ -373,17 +430,22 @@ def report(name: str, compile_programs: bool) -> None:
     start = time.perf_counter()
     full_layers, progs = compiled(name)
     depths = sorted(next(iter(progs.values())))
-    print(f"\ncompiled, CPU backend, {chips} simulated devices, {depths[0]} and {depths[1]} layers "
-          f"scaled to {full_layers} (per device; {time.perf_counter() - start:.0f} s)")  # fmt: skip
-    print(f"  {'program':<54} {'args':>7} {'out':>7} {'alias':>7} {'temp':>7} {'peak':>7} "
-          f"| peak at {depths[0]}, {depths[1]} layers  GB")  # fmt: skip
+    print(
+        f"\ncompiled, CPU backend, {chips} simulated devices, {depths[0]} and {depths[1]} layers "
+        f"scaled to {full_layers} (per device; {time.perf_counter() - start:.0f} s)"
+    )
+    print(
+        f"  {'program':<54} {'args':>7} {'out':>7} {'alias':>7} {'temp':>7} {'peak':>7} "
+        f"| peak at {depths[0]}, {depths[1]} layers  GB"
+    )
     for prog, by_layers in progs.items():
         s = scaled(by_layers, full_layers)
         flag = "" if s["peak"] <= hbm else "  > HBM"
         raw = ", ".join(f"{by_layers[d]['peak'] / GB:.2f}" for d in depths)
-        print(f"  {prog:<54} {s['arguments'] / GB:7.2f} {s['outputs'] / GB:7.2f} "
-              f"{s['aliased'] / GB:7.2f} {s['temporaries'] / GB:7.2f} {s['peak'] / GB:7.2f} "
-              f"| {raw}{flag}")  # fmt: skip
+        figures = " ".join(
+            f"{s[k] / GB:7.2f}" for k in ("arguments", "outputs", "aliased", "temporaries", "peak")
+        )
+        print(f"  {prog:<54} {figures} | {raw}{flag}")
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 """dlogp_jax: the direction of RLVR updates (Δlog p) in JAX.
 
-Facade: re-exports the public API; implementations live in the submodules.
+Facade: re-exports the public API; implementations live in the submodules. The runs (`score`,
+`sample`, `train` and their settings) are the notebook API; the model, metric and decoding
+functions below them are the library.
 """
 
 from dlogp_jax.logprobs import pair_metrics, score_tokens, token_logprobs
@@ -10,10 +12,44 @@ from dlogp_jax.model.kv_cache import KVCache, init_cache
 from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.model.transformer import apply, hidden_states, init
+from dlogp_jax.runs import (
+    SampleSettings,
+    ScoreSettings,
+    TrainSettings,
+    sample,
+    samples_to_score_rows,
+    score,
+    train,
+)
+from dlogp_jax.sampling import DecodeSpec, generate
 from dlogp_jax.sharding import make_mesh
 
 __all__ = [
-    "CheckpointError", "KVCache", "ModelConfig", "ModelPair", "apply", "export_params",
-    "hidden_states", "init", "init_cache", "load_pair", "load_params", "load_tokenizer",
-    "make_mesh", "pair_metrics", "preset", "read_config", "score_tokens", "token_logprobs",
-]  # fmt: skip
+    "CheckpointError",
+    "DecodeSpec",
+    "KVCache",
+    "ModelConfig",
+    "ModelPair",
+    "SampleSettings",
+    "ScoreSettings",
+    "TrainSettings",
+    "apply",
+    "export_params",
+    "generate",
+    "hidden_states",
+    "init",
+    "init_cache",
+    "load_pair",
+    "load_params",
+    "load_tokenizer",
+    "make_mesh",
+    "pair_metrics",
+    "preset",
+    "read_config",
+    "sample",
+    "samples_to_score_rows",
+    "score",
+    "score_tokens",
+    "token_logprobs",
+    "train",
+]

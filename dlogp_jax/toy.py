@@ -67,10 +67,17 @@ def build_tokenizer(chars: str = CHARS):
 def tiny_config(vocab_size: int, **overrides) -> ModelConfig:
     """A small Qwen2-architecture config (2 layers, width 64) for demos and tests."""
     fields = dict(
-        model_type="qwen2", vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
-        num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, qkv_bias=True,
+        model_type="qwen2",
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+        qkv_bias=True,
         tie_embeddings=True,
-    )  # fmt: skip
+    )
     fields.update(overrides)
     return ModelConfig(**fields)
 

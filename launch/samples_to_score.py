@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def convert(runs: list[tuple[Path, str]]) -> list[dict]:
-    from dlogp_jax.cli.sample import samples_to_score_rows
+    from dlogp_jax.runs import samples_to_score_rows
 
     return samples_to_score_rows(runs)
 

@@ -13,8 +13,14 @@ import numpy as np
 QUANTILES = (1, 5, 25, 50, 75, 95, 99)
 DLOGP_THRESHOLDS = (0.1, 0.5, 1.0, 2.0)
 METRIC_COLUMNS = (
-    "logp_base", "logp_rl", "dlogp", "entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl",
-)  # fmt: skip
+    "logp_base",
+    "logp_rl",
+    "dlogp",
+    "entropy_base",
+    "entropy_rl",
+    "kl_rl_base",
+    "kl_base_rl",
+)
 
 
 def describe(values: np.ndarray) -> dict[str, float]:

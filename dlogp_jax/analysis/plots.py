@@ -1,4 +1,4 @@
-"""Histograms of entropy, KL and Δlog p (the paper's Fig. 1b analogue): density on a log y-axis."""
+"""Histograms of entropy, KL and Δlog p (docs/method.md §1; the paper's Fig. 1b): log y-axis."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import numpy as np
 from dlogp_jax.data.prompts import Example
 from dlogp_jax.logprobs import score_tokens
 from dlogp_jax.model.pair import ModelPair
-from dlogp_jax.sharding import gather_to_host, named_sharding
+from dlogp_jax.sharding import gather_to_host, place
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +57,6 @@ def pack(batch: list[Example], settings: BatchSettings):
     return tokens, np.ascontiguousarray(positions), mask
 
 
-def _to_device(x: np.ndarray, mesh):
-    if mesh is None:
-        return jax.device_put(x)
-    sharding = named_sharding(mesh, ("act_batch", "act_len"), x.shape)
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
 def score_examples(
     pair: ModelPair,
     examples: list[Example],
@@ -78,7 +71,7 @@ def score_examples(
     """
     for batch in make_batches(examples, settings):
         tokens, positions, mask = pack(batch, settings)
-        args = [_to_device(a, mesh) for a in (tokens, positions, mask)]
+        args = [place(a, mesh, ("act_batch", "act_len")) for a in (tokens, positions, mask)]
         with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
             out = score_tokens(
                 pair.params_base,

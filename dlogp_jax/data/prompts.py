@@ -1,17 +1,40 @@
-"""Turning prompt/response rows into token ids with a checkpoint's tokenizer and chat template."""
+"""Prompts as token ids: the one prompt type, the one renderer, and the sampling/scoring row layouts.
+
+`Prompt` is what sampling, training and evaluation decode from (`load_prompts` here for dlogp-sample,
+`sources.prepare_prompts` for training data); scoring keeps its prompt + response `Example`.
+`render_prompt` is the only place a prompt becomes model text (chat template or raw).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlogp_jax.data.rows import DataError, get_ids, get_text, where
+from dlogp_jax.data.rows import DataError, get_ids, get_text, read_rows, where
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """One prompt, templated and tokenized.
+
+    Attributes:
+      index: 0-based row of the data file (names the prompt's random stream when sampling).
+      ids: the prompt's token ids as the model sees it.
+      answer: the reference answer (None when the data gives none: nothing is graded).
+      data_source: selects the reward during training (e.g. `math_dapo`); "" when absent.
+    """
+
+    index: int
+    ids: tuple[int, ...]
+    answer: str | None = None
+    data_source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Example:
-    """One prompt + response, as ids. `row` is the 0-based index in the data file."""
+    """One prompt + response, as ids, to score. `row` is the 0-based index in the data file."""
 
     row: int
     prompt_ids: tuple[int, ...]
@@ -23,17 +46,57 @@ class Example:
         return len(self.prompt_ids) + len(self.response_ids)
 
 
-def render_prompt(tokenizer, prompt: str, chat_template: bool) -> str:
-    """The prompt text as the model sees it: one user turn in the chat template, or raw."""
+def render_prompt(tokenizer, prompt: str | Sequence[Mapping[str, str]], chat_template: bool) -> str:
+    """The prompt text as the model sees it.
+
+    Args:
+      prompt: the text of one user turn, or chat messages ({role, content}).
+      chat_template: render with the tokenizer's chat template (ending with the assistant's turn
+        opening); otherwise the text itself, or the messages' contents joined by newlines.
+    Raises:
+      DataError: chat_template is set but the tokenizer has none.
+    """
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     if not chat_template:
-        return prompt
+        return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in messages)
     if not getattr(tokenizer, "chat_template", None):
         raise DataError(
             "chat_template=true but the tokenizer has no chat template; set "
             "--config.chat_template=false or use a checkpoint whose tokenizer_config.json has one."
         )
-    messages = [{"role": "user", "content": prompt}]
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def load_prompts(
+    path: str | Path, tokenizer, *, chat_template: bool, prompt_suffix: str = ""
+) -> list[Prompt]:
+    """The prompts of a dlogp-sample data file: `prompt` (or `problem`) text, optional `answer`.
+
+    Args:
+      prompt_suffix: appended to each (stripped) prompt before templating.
+    Raises:
+      DataError: naming the line and field of the first bad row (or an empty prompt).
+    """
+    prompts = []
+    for i, row in enumerate(read_rows(path)):
+        loc = where(path, i, row)
+        field = "prompt" if "prompt" in row else "problem"
+        text = get_text(row, field, loc).strip() + prompt_suffix
+        ids = tokenizer.encode(
+            render_prompt(tokenizer, text, chat_template), add_special_tokens=False
+        )
+        if not ids:
+            raise DataError(f"{loc}: the prompt is empty.")
+        answer = row.get("answer")
+        prompts.append(
+            Prompt(
+                index=i,
+                ids=tuple(ids),
+                answer=None if answer is None else str(answer),
+                data_source=str(row.get("data_source") or ""),
+            )
+        )
+    return prompts
 
 
 def encode_rows(
@@ -64,7 +127,7 @@ def encode_rows(
         else:
             raise DataError(
                 f"{loc}: a row needs 'prompt' and 'response' (text) or 'prompt_ids' and "
-                f"'response_ids'; found fields {sorted(k for k in row if k != '_line')}."
+                f"'response_ids'; found fields {sorted(row)}."
             )
         if not p_ids:
             raise DataError(f"{loc}: the prompt is empty; the first response token needs context.")

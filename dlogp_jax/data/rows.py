@@ -1,7 +1,8 @@
-"""Reading user data files (jsonl or parquet) row by row, with errors that name the line.
+"""The one table reader of every CLI (jsonl, parquet, `save_to_disk` directory) and row validation.
 
 Rows are plain dicts. Every malformed row raises `DataError` naming the file, the 1-based line (jsonl)
-or row (parquet) and the field, before any work starts, so a bad file never half-runs.
+or row (parquet, `save_to_disk`) and the field, before any work starts, so a bad file never
+half-runs.
 """
 
 from __future__ import annotations
@@ -14,41 +15,96 @@ from typing import Any
 from dlogp_jax.errors import DataError
 
 
+class Row(dict):
+    """A jsonl row: a plain dict that also knows its 1-based line (blank lines count)."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, values: dict[str, Any], line: int):
+        super().__init__(values)
+        self.line = line
+
+
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Reads every row of a `.jsonl`/`.json` (one object per line) or `.parquet` file.
+    """Every row of a `.jsonl`/`.json` file, a `.parquet` file or a `save_to_disk` directory.
+
+    Rows come as written: jsonl rows keep exactly their own fields (a `Row`, which remembers its
+    line for error messages); parquet and `save_to_disk` rows hold every column of the table.
+    A `.json` file may also hold one JSON list of objects.
 
     Raises:
-      DataError: missing file, unknown extension, or a line that is not a JSON object.
+      DataError: missing path, unknown extension, unreadable parquet / directory, or a line that
+        is not a JSON object.
     """
     path = Path(path)
+    if path.is_dir():
+        return _read_dataset_dir(path)
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
+        return _read_parquet(path)
     if suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: unknown data format {suffix!r}; use .jsonl or .parquet.")
+    text = path.read_text()
+    if suffix == ".json" and text.lstrip().startswith("["):
+        return _read_json_list(path, text)
+    return _read_jsonl(path, text)
+
+
+def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
     rows = []
-    with path.open() as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON ({e.msg}).") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}.")
-            row["_line"] = i
-            rows.append(row)
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{i}: not valid JSON ({e.msg}).") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}.")
+        rows.append(Row(row, i))
     return rows
 
 
+def _read_json_list(path: Path, text: str) -> list[dict[str, Any]]:
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}).") from None
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{path} row {i + 1}: expected a JSON object, got {type(row).__name__}."
+            )
+    return rows
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: cannot be read as parquet ({type(e).__name__}: {e}).") from None
+
+
+def _read_dataset_dir(path: Path) -> list[dict[str, Any]]:
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(path)).to_list()
+    except FileNotFoundError as e:
+        raise DataError(
+            f"{path}: a directory, but not one written by `datasets.Dataset.save_to_disk` ({e})."
+        ) from None
+
+
 def where(path: str | Path, index: int, row: dict[str, Any]) -> str:
-    """'file:line' for jsonl rows, 'file row N' for parquet rows (1-based), for error messages."""
-    return f"{path}:{row['_line']}" if "_line" in row else f"{path} row {index + 1}"
+    """'file:line' for jsonl rows, 'file row N' for other rows (1-based), for error messages."""
+    line = getattr(row, "line", None)
+    return f"{path}:{line}" if line is not None else f"{path} row {index + 1}"
 
 
 def get_text(row: dict[str, Any], field: str, loc: str) -> str:

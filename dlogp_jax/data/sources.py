@@ -1,6 +1,6 @@
-"""Training prompts from local files: DAPO-Math-17k layout or plain problem/answer rows.
+"""Training prompts: DAPO-Math-17k layout or plain problem/answer rows, and the prompt-index stream.
 
-Accepted layouts (jsonl, parquet, or a directory written by `datasets.Dataset.save_to_disk`):
+Accepted layouts (any file `rows.read_rows` reads: jsonl, parquet, or a `save_to_disk` directory):
   * DAPO-Math-17k / verl: `prompt` = list of chat messages ({role, content}),
     `reward_model.ground_truth`, `data_source` (selects the reward, e.g. `math_dapo`).
   * plain: `problem` (or `prompt` as a string) and `answer` (optional `data_source`).
@@ -11,44 +11,16 @@ small JSON state that is checkpointed with the model.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Any
 
 import grain
 import jax
 
-from dlogp_jax.data.rows import DataError
+from dlogp_jax.data.prompts import Prompt, render_prompt
+from dlogp_jax.data.rows import DataError, where
 
 
-@dataclasses.dataclass(frozen=True)
-class PromptRow:
-    """One training prompt, already templated and tokenized."""
-
-    ids: tuple[int, ...]
-    answer: str
-    data_source: str
-
-
-def load_table(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a jsonl/parquet file or a `save_to_disk` directory, through `datasets` (offline)."""
-    import datasets
-
-    path = Path(path)
-    if path.is_dir():
-        return datasets.load_from_disk(str(path)).to_list()
-    if not path.is_file():
-        raise DataError(f"data {str(path)!r} does not exist.")
-    kind = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unknown data format {path.suffix!r}; use .jsonl or .parquet.")
-    try:
-        return datasets.load_dataset(kind, data_files=str(path), split="train").to_list()
-    except Exception as e:  # datasets wraps JSON/Arrow errors in many types
-        raise DataError(f"{path}: cannot be read as {kind} ({type(e).__name__}: {e}).") from None
-
-
-def _messages(row: dict, i: int, path) -> list[dict[str, str]]:
+def _messages(row: dict, loc: str) -> list[dict[str, str]]:
     prompt = row.get("prompt")
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
@@ -64,18 +36,18 @@ def _messages(row: dict, i: int, path) -> list[dict[str, str]]:
     if isinstance(row.get("problem"), str):
         return [{"role": "user", "content": row["problem"]}]
     raise DataError(
-        f"{path} row {i + 1}: field 'prompt' must be a string or a list of {{role, content}} messages "
+        f"{loc}: field 'prompt' must be a string or a list of {{role, content}} messages "
         "(or give 'problem')."
     )
 
 
-def _answer(row: dict, i: int, path) -> str:
+def _answer(row: dict, loc: str) -> str:
     rm = row.get("reward_model")
     if isinstance(rm, dict) and rm.get("ground_truth") is not None:
         return str(rm["ground_truth"])
     if row.get("answer") is not None:
         return str(row["answer"])
-    raise DataError(f"{path} row {i + 1}: missing field 'reward_model.ground_truth' (or 'answer').")
+    raise DataError(f"{loc}: missing field 'reward_model.ground_truth' (or 'answer').")
 
 
 def prepare_prompts(
@@ -86,8 +58,8 @@ def prepare_prompts(
     chat_template: bool = True,
     prompt_format: str = "{content}",
     max_prompt_len: int = 2048,
-) -> list[PromptRow]:
-    """Validates, templates and tokenizes every row (errors name the 1-based row and field).
+) -> list[Prompt]:
+    """Validates, templates and tokenizes every row (errors name the line or row, and the field).
 
     Args:
       prompt_format: applied to the last user message's content (e.g. "{content}\\nAnswer:").
@@ -96,22 +68,25 @@ def prepare_prompts(
     """
     out = []
     for i, row in enumerate(rows):
-        messages = _messages(row, i, path)
+        loc = where(path, i, row)
+        messages = _messages(row, loc)
         # str.replace, not str.format: templates such as "\\boxed{}" contain literal braces.
         messages[-1]["content"] = prompt_format.replace("{content}", messages[-1]["content"])
-        if chat_template:
-            text = tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
-        else:
-            text = "\n".join(m["content"] for m in messages)
+        text = render_prompt(tokenizer, messages, chat_template)
         ids = tokenizer.encode(text, add_special_tokens=False)
         if not ids or len(ids) > max_prompt_len:
             raise DataError(
-                f"{path} row {i + 1}: prompt has {len(ids)} tokens (allowed 1..{max_prompt_len}); "
+                f"{loc}: prompt has {len(ids)} tokens (allowed 1..{max_prompt_len}); "
                 "raise max_prompt_len or drop the row."
             )
-        out.append(PromptRow(tuple(ids), _answer(row, i, path), str(row.get("data_source") or "")))
+        out.append(
+            Prompt(
+                index=i,
+                ids=tuple(ids),
+                answer=_answer(row, loc),
+                data_source=str(row.get("data_source") or ""),
+            )
+        )
     if not out:
         raise DataError(f"{path}: no rows.")
     return out

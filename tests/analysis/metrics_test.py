@@ -29,8 +29,14 @@ def test_summarize_extremes_and_groups():
     assert s["num_rows"] == 2 and s["num_tokens"] == 4
     assert s["dlogp_extremes"]["most_negative"][0]["token"] == "c"
     assert s["dlogp_extremes"]["most_positive"][0] == {
-        "row": 0, "position": 1, "token_id": 6, "token": "b", "group": "base",
-        "logp_base": -2.0, "logp_rl": -0.5, "dlogp": 1.5,
-    }  # fmt: skip
+        "row": 0,
+        "position": 1,
+        "token_id": 6,
+        "token": "b",
+        "group": "base",
+        "logp_base": -2.0,
+        "logp_rl": -0.5,
+        "dlogp": 1.5,
+    }
     assert s["groups"]["rl"]["metrics"]["dlogp"]["mean"] == -1.5
     assert s["groups"]["base"]["dlogp_sparsity"]["abs_gt_1"] == 0.5

@@ -7,6 +7,7 @@ import pytest
 from dlogp_jax import toy
 from dlogp_jax.cli import sample
 from dlogp_jax.data.rows import DataError
+from dlogp_jax.model.tokenizer import stop_token_ids
 from tests.cli.configs import get_config
 
 
@@ -23,9 +24,20 @@ def inputs(tmp_path_factory):
 
 def _config(inputs, out, **kw):
     base, rl, data = inputs
-    fields = dict(base=str(base), rl=str(rl), data=str(data), out=str(out), mode="extrapolate",
-                  criterion="dlogp", threshold=-0.5, gamma=0.2, max_new_tokens=12, n=3,
-                  batch_prompts=2, grader_workers=0)  # fmt: skip
+    fields = dict(
+        base=str(base),
+        rl=str(rl),
+        data=str(data),
+        out=str(out),
+        mode="extrapolate",
+        criterion="dlogp",
+        threshold=-0.5,
+        gamma=0.2,
+        max_new_tokens=12,
+        n=3,
+        batch_prompts=2,
+        grader_workers=0,
+    )
     fields.update(kw)
     return get_config("sample", **fields)
 
@@ -48,7 +60,7 @@ def test_outputs_and_summary(tmp_path, inputs):
         assert all(t < 99 for t in r["token_ids"])  # the RL model's 3 padded rows never sampled
         assert ("correct" in r) == (r["prompt_index"] < 5)
         if r["finish_reason"] == "stop":
-            assert r["token_ids"][-1] in sample.stop_ids(toy.build_tokenizer(), "")
+            assert r["token_ids"][-1] in stop_token_ids(toy.build_tokenizer(), "")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_samples"] == 18 and summary["samples_per_prompt"] == 3
     assert 0 <= summary["accuracy"] <= 1 and 0 < summary["replacement_rate"] <= 1

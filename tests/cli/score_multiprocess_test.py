@@ -42,7 +42,7 @@ def test_two_processes_equal_one(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     logs = [p.communicate(timeout=300)[0] for p in procs]

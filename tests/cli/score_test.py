@@ -14,9 +14,18 @@ from dlogp_jax.model.pair import load_pair
 from tests.cli.configs import get_config
 
 TWO_MODEL_COLUMNS = [
-    "row", "position", "token_id", "token", "logp_base", "logp_rl", "dlogp",
-    "entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl",
-]  # fmt: skip
+    "row",
+    "position",
+    "token_id",
+    "token",
+    "logp_base",
+    "logp_rl",
+    "dlogp",
+    "entropy_base",
+    "entropy_rl",
+    "kl_rl_base",
+    "kl_base_rl",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +69,15 @@ def test_text_rows_match_direct_scoring(tmp_path, pair_dirs):
         n_prompt = len(pair.tokenizer.encode(r["prompt"], add_special_tokens=False))
         tokens = np.asarray([ids])
         ref = logprobs.score_tokens(
-            pair.params_base, tokens, np.arange(len(ids))[None], tokens >= 0, pair.params_rl,
-            config_base=pair.config_base, config_rl=pair.config_rl, vocab_limit=pair.vocab_limit,
-        )  # fmt: skip
+            pair.params_base,
+            tokens,
+            np.arange(len(ids))[None],
+            tokens >= 0,
+            pair.params_rl,
+            config_base=pair.config_base,
+            config_rl=pair.config_rl,
+            vocab_limit=pair.vocab_limit,
+        )
         got = table[table.row == i]
         assert list(got.token_id) == ids[n_prompt:]
         assert list(got.position) == list(range(len(ids) - n_prompt))
@@ -73,9 +88,11 @@ def test_id_rows_chat_template_and_single_model(tmp_path, pair_dirs):
     base, _ = pair_dirs
     data = _write_jsonl(
         tmp_path / "d.jsonl",
-        [{"prompt_ids": [1, 2, 3], "response_ids": [4, 5], "group": "base"},
-         {"prompt_ids": [7], "response_ids": [8, 9, 10], "group": "rl"}],
-    )  # fmt: skip
+        [
+            {"prompt_ids": [1, 2, 3], "response_ids": [4, 5], "group": "base"},
+            {"prompt_ids": [7], "response_ids": [8, 9, 10], "group": "rl"},
+        ],
+    )
     out = score.run(get_config("score", base=str(base), data=str(data), out=str(tmp_path / "o")))
     table = pq.read_table(out / "tokens.parquet").to_pydict()
     assert set(table) == {
@@ -144,10 +161,17 @@ def test_command_line_error_is_one_line_and_exit_1(tmp_path):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "dlogp_jax.cli.score", f"--config.base={tmp_path}/nope",
-         "--config.data=x.jsonl"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dlogp_jax.cli.score",
+            f"--config.base={tmp_path}/nope",
+            "--config.data=x.jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: checkpoint directory") and "does not exist" in last

@@ -35,9 +35,12 @@ def test_chat_template_and_id_checks():
     text = prompts.render_prompt(tok, "2+2?", chat_template=True)
     assert text == "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
     ex = prompts.encode_rows(
-        [{"prompt": "2+2?", "response": "4"}], tok, path="x", vocab_limit=len(tok),
+        [{"prompt": "2+2?", "response": "4"}],
+        tok,
+        path="x",
+        vocab_limit=len(tok),
         chat_template=True,
-    )[0]  # fmt: skip
+    )[0]
     assert tok.decode(list(ex.prompt_ids)) == text and tok.decode(list(ex.response_ids)) == "4"
     assert tok.convert_tokens_to_ids("<|im_end|>") in ex.prompt_ids  # special token kept whole
     with pytest.raises(rows.DataError, match=r"'prompt_ids'\[0\] = True"):

@@ -10,8 +10,9 @@ import pytest
 
 from dlogp_jax import toy
 from dlogp_jax.data import sources
-from dlogp_jax.data.rows import DataError
-from dlogp_jax.data.sources import PromptRow, load_table, prepare_prompts, prompt_batches
+from dlogp_jax.data.prompts import Prompt
+from dlogp_jax.data.rows import DataError, read_rows
+from dlogp_jax.data.sources import prepare_prompts, prompt_batches
 
 DAPO_INSTRUCTION = "Solve the following math problem step by step.\n\n{q}\n\nAnswer: $Answer"
 
@@ -54,11 +55,11 @@ def _write_dapo(path):
 def test_dapo_layout_from_parquet(tmp_path, tok):
     path = tmp_path / "dapo.parquet"
     _write_dapo(path)
-    rows = load_table(path)
+    rows = read_rows(path)
     assert [r["reward_model"]["ground_truth"] for r in rows] == ["2", "12"]
     assert rows[1]["prompt"][0] == {"content": "Be brief.", "role": "system"}
     got = prepare_prompts(rows, tok, path=path)
-    assert all(isinstance(p, PromptRow) for p in got)
+    assert all(isinstance(p, Prompt) for p in got)
     assert [(p.answer, p.data_source) for p in got] == [("2", "math_dapo"), ("12", "math_dapo")]
     q2 = DAPO_INSTRUCTION.format(q="3*4?")
     assert tok.decode(list(got[0].ids)) == _chat(("user", DAPO_INSTRUCTION.format(q="1+1?")))
@@ -86,7 +87,7 @@ def test_plain_layout_from_parquet_jsonl_and_disk(tmp_path, tok):
     paths[1].write_text("".join(json.dumps(r) + "\n" for r in rows))
     datasets.Dataset.from_list(rows).save_to_disk(str(paths[2]))
     for path in paths:
-        table = load_table(path)
+        table = read_rows(path)
         assert table == rows, path
         got = prepare_prompts(table, tok, path=path, prompt_format="{content}\nAnswer:")
         assert [(p.answer, p.data_source) for p in got] == [("5", ""), ("7", "")]
@@ -96,18 +97,20 @@ def test_plain_layout_from_parquet_jsonl_and_disk(tmp_path, tok):
 def test_plain_string_prompt_and_numeric_answer(tok):
     rows = [{"prompt": "6/2?", "answer": 3, "data_source": "toy_first_digit"}]
     (got,) = prepare_prompts(rows, tok, path="x.jsonl", chat_template=False)
-    assert got == PromptRow(tuple(tok.encode("6/2?")), "3", "toy_first_digit")
+    assert got == Prompt(
+        index=0, ids=tuple(tok.encode("6/2?")), answer="3", data_source="toy_first_digit"
+    )
 
 
 def test_load_table_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        load_table(tmp_path / "missing.parquet")
+        read_rows(tmp_path / "missing.parquet")
     (tmp_path / "d.csv").write_text("a\n1\n")
     with pytest.raises(DataError, match="unknown data format '.csv'"):
-        load_table(tmp_path / "d.csv")
+        read_rows(tmp_path / "d.csv")
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataError, match="bad.parquet: cannot be read as parquet"):
-        load_table(tmp_path / "bad.parquet")
+        read_rows(tmp_path / "bad.parquet")
 
 
 GOOD = {"prompt": "ok", "answer": "1"}
@@ -142,10 +145,10 @@ def test_malformed_parquet_row_and_empty_table(tmp_path, tok):
     rows.append(dict(rows[0], reward_model={"ground_truth": None, "style": "rule"}))
     pq.write_table(pa.Table.from_pylist(rows), path)
     with pytest.raises(DataError, match=r"dapo.parquet row 3: missing field 'reward_model"):
-        prepare_prompts(load_table(path), tok, path=path)
+        prepare_prompts(read_rows(path), tok, path=path)
     # The chat template counts towards the limit: "1+1?" alone is 4 characters.
     with pytest.raises(DataError, match=r"row 1: prompt has \d+ tokens \(allowed 1\.\.20\)"):
-        prepare_prompts(load_table(path), tok, path=path, max_prompt_len=20)
+        prepare_prompts(read_rows(path), tok, path=path, max_prompt_len=20)
     with pytest.raises(DataError, match="no rows"):
         prepare_prompts([], tok, path=path)
 

@@ -27,9 +27,13 @@ MESH = "data:2,fsdp:2,tensor:2"
 
 def _run(script, *args, env=None, cwd=ROOT, timeout=60):
     return subprocess.run(
-        [BASH, str(LAUNCH / script), *args], capture_output=True, text=True, cwd=cwd,
-        env=env or dict(os.environ), timeout=timeout,
-    )  # fmt: skip
+        [BASH, str(LAUNCH / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or dict(os.environ),
+        timeout=timeout,
+    )
 
 
 def _bin_dir(tmp_path, *tools):
@@ -59,8 +63,10 @@ def test_shellcheck_clean():
         )
     proc = subprocess.run(
         [shellcheck, "-x", *(f"launch/{s}" for s in SCRIPTS), "launch/lib.sh"],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -80,12 +86,15 @@ SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 def test_tpu_pod_dry_run_prints_every_command(tmp_path):
     out = _run(
-        "tpu_pod.sh", "--dry-run", *POD, "--accelerator-type", "v5p-64", "--mesh", "fsdp:8,tensor:4",
-        "--workdir", "/gcs/bkt/runs/q7b", "--bucket", "gs://bkt", "--env", "HF_HUB_OFFLINE=1",
-        "--", "dlogp-train", "--config=configs/pods.py:dapo_qwen2p5_math_7b_v5p64",
+        "tpu_pod.sh",
+        "--dry-run",
+        *POD,
+        *"--accelerator-type v5p-64 --mesh fsdp:8,tensor:4 --workdir /gcs/bkt/runs/q7b".split(),
+        *"--bucket gs://bkt --env HF_HUB_OFFLINE=1".split(),
+        *"-- dlogp-train --config=configs/pods.py:dapo_qwen2p5_math_7b_v5p64".split(),
         "--config.init_from=/gcs/bkt/models/Qwen2.5-Math-7B",
         env=_no_gcloud_env(tmp_path),  # a dry run needs no gcloud
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     cmds = [ln for ln in lines if ln.startswith("+ ")]
@@ -123,12 +132,16 @@ def test_tpu_pod_dry_run_prints_every_command(tmp_path):
 
 def test_tpu_pod_dry_run_queued_spot_detached_score(tmp_path):
     out = _run(
-        "tpu_pod.sh", "--dry-run", *POD, "--accelerator-type", "v5p-32", "--queued", "--spot",
-        "--service-account", "sa@p.iam.gserviceaccount.com",
-        "--detach", "--skip-install", "--workdir", "/gcs/b/score", "--",
-        "dlogp-score", "--config=configs/pods.py:score_qwen2p5_32b_v5p32", "--config.data=a b.jsonl",
+        "tpu_pod.sh",
+        "--dry-run",
+        *POD,
+        *"--accelerator-type v5p-32 --queued --spot".split(),
+        *"--service-account sa@p.iam.gserviceaccount.com".split(),
+        *"--detach --skip-install --workdir /gcs/b/score".split(),
+        *"-- dlogp-score --config=configs/pods.py:score_qwen2p5_32b_v5p32".split(),
+        "--config.data=a b.jsonl",
         env=_no_gcloud_env(tmp_path),
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert (
@@ -192,10 +205,19 @@ def test_tpu_pod_runs_gcloud_with_a_fake_gcloud(tmp_path):
     (fake / "gcloud").write_text(FAKE_GCLOUD)
     (fake / "gcloud").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSDK_")}
-    env.update(PATH=str(fake), FAKE_LOG=str(tmp_path / "calls"), FAKE_DIR=str(tmp_path),
-               TMPDIR=str(tmp_path))  # fmt: skip
-    out = _run("tpu_pod.sh", *POD, "--accelerator-type", "v5p-64", "--mesh", "fsdp:8,tensor:4",
-               "--", "dlogp-train", "--config=configs/pods.py:dapo_qwen2p5_math_7b_v5p64", env=env)  # fmt: skip
+    env.update(
+        PATH=str(fake),
+        FAKE_LOG=str(tmp_path / "calls"),
+        FAKE_DIR=str(tmp_path),
+        TMPDIR=str(tmp_path),
+    )
+    out = _run(
+        "tpu_pod.sh",
+        *POD,
+        *"--accelerator-type v5p-64 --mesh fsdp:8,tensor:4".split(),
+        *"-- dlogp-train --config=configs/pods.py:dapo_qwen2p5_math_7b_v5p64".split(),
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
     assert [c.split(" ")[3] for c in calls] == ["describe", "create", "scp", "ssh", "ssh", "ssh"]
@@ -224,16 +246,20 @@ def _dry_gpu(*args):
 
 
 def test_gpu_local_dry_run():
-    lines = _dry_gpu("--install", "--gpus", "0,1,2,3", "--mesh", "fsdp:2,tensor:2", "--workdir",
-                     "runs/s", "--", "dlogp-score", "--config=configs/score.py:demo")  # fmt: skip
+    lines = _dry_gpu(
+        *"--install --gpus 0,1,2,3 --mesh fsdp:2,tensor:2 --workdir runs/s".split(),
+        *"-- dlogp-score --config=configs/score.py:demo".split(),
+    )
     assert lines[0] == f"+ python3 -m pip install -e '{ROOT}[gpu]'"
     run = lines[1]
     for part in (
-        "XLA_PYTHON_CLIENT_MEM_FRACTION=0.90", "--xla_gpu_enable_latency_hiding_scheduler=true",
-        "CUDA_VISIBLE_DEVICES=0,1,2,3", "JAX_COMPILATION_CACHE_DIR=",
+        "XLA_PYTHON_CLIENT_MEM_FRACTION=0.90",
+        "--xla_gpu_enable_latency_hiding_scheduler=true",
+        "CUDA_VISIBLE_DEVICES=0,1,2,3",
+        "JAX_COMPILATION_CACHE_DIR=",
         "python3 -m dlogp_jax.cli.score --config=configs/score.py:demo "
         "--config.mesh=fsdp:2,tensor:2 --config.out=runs/s",
-    ):  # fmt: skip
+    ):
         assert part in run, part
     assert "--config.mesh=fsdp:-1" in _dry_gpu("--", "dlogp-train")[0]  # default: all GPUs on fsdp
     bad = _run("gpu_local.sh", "--mem-fraction", "1.5", "--", "dlogp-train")
@@ -242,8 +268,13 @@ def test_gpu_local_dry_run():
 
 def _parses(xla_flags: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-c", "import jax; jax.numpy.zeros(1)"], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", "import jax; jax.numpy.zeros(1)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_gpu_xla_flags_exist_in_this_xla():
@@ -258,8 +289,10 @@ def test_gpu_xla_flags_exist_in_this_xla():
 # ------------------------------------------------------------------------------ cpu_multiprocess.sh
 def test_cpu_multiprocess_dry_run():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    args = ["--dry-run", "--processes", "3", "--devices", "2", "--port", "4321", "--mesh", "fsdp:6",
-            "--workdir", "runs/w", "--", "dlogp-train", "--config=configs/dapo.py:tiny"]  # fmt: skip
+    args = [
+        *"--dry-run --processes 3 --devices 2 --port 4321 --mesh fsdp:6 --workdir runs/w".split(),
+        *"-- dlogp-train --config=configs/dapo.py:tiny".split(),
+    ]
     out = _run("cpu_multiprocess.sh", *args, env=dict(env, PYTHON="py3"))
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("+ env ")]
@@ -285,8 +318,9 @@ def test_cpu_multiprocess_dry_run():
 
 def test_cpu_multiprocess_prefixes_output_and_stops_all_on_a_failure():
     script = 'echo "up $*"; case "$*" in *process_id=1*) exit 3 ;; *) sleep 60 ;; esac'
-    out = _run("cpu_multiprocess.sh", "--port", "1", "--grace", "1", "--", "bash", "-c", script, "x",
-               timeout=30)  # fmt: skip
+    out = _run(
+        "cpu_multiprocess.sh", *"--port 1 --grace 1 -- bash -c".split(), script, "x", timeout=30
+    )
     assert out.returncode == 3, out.stderr
     assert "[p0] up --config.distributed.enabled=true" in out.stdout
     assert "[p1] up" in out.stdout and "process_id=1" in out.stdout
@@ -298,9 +332,13 @@ def _env4():
 
 
 def test_cpu_multiprocess_score_equals_single_process(tmp_path):
-    out = _run("cpu_multiprocess.sh", "--processes", "2", "--devices", "4", "--mesh", MESH,
-               "--workdir", str(tmp_path / "multi"), "--", "dlogp-score",
-               "--config=configs/score.py:demo", env=_env4(), timeout=600)  # fmt: skip
+    out = _run(
+        "cpu_multiprocess.sh",
+        *f"--processes 2 --devices 4 --mesh {MESH} --workdir {tmp_path / 'multi'}".split(),
+        *"-- dlogp-score --config=configs/score.py:demo".split(),
+        env=_env4(),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "[p0]" in out.stdout and "[p1]" in out.stdout
     single = score.run(get_config("score", "demo", out=str(tmp_path / "single"), mesh=MESH))
@@ -316,11 +354,18 @@ def _metrics(workdir: Path) -> list[dict]:
 
 
 def test_cpu_multiprocess_train_equals_single_process(tmp_path):
-    cmd = [BASH, str(LAUNCH / "cpu_multiprocess.sh"), "--processes", "2", "--devices", "4",
-           "--mesh", MESH, "--workdir", str(tmp_path / "multi"), "--", "dlogp-train",
-           "--config=configs/dapo.py:tiny", "--config.total_steps=2"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env4(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    cmd = [
+        BASH,
+        str(LAUNCH / "cpu_multiprocess.sh"),
+        *"--processes 2 --devices 4 --mesh".split(),
+        MESH,
+        "--workdir",
+        str(tmp_path / "multi"),
+        *"-- dlogp-train --config=configs/dapo.py:tiny --config.total_steps=2".split(),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env4(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     train_cli.run(
         get_config("dapo", "tiny", workdir=str(tmp_path / "one"), total_steps=2, mesh=MESH)
     )
@@ -342,24 +387,50 @@ def test_samples_to_score_rebuilds_exact_ids_and_scores_by_group(tmp_path):
 
     base, rl = toy.build_pair(tmp_path / "ckpt")
     tok = load_tokenizer(base)
-    outputs.write_jsonl(tmp_path / "prompts.jsonl", [{"problem": "1+2=?", "answer": "3"},
-                                                     {"prompt": "  Say 7.", "answer": "7"}])  # fmt: skip
+    outputs.write_jsonl(
+        tmp_path / "prompts.jsonl",
+        [{"problem": "1+2=?", "answer": "3"}, {"prompt": "  Say 7.", "answer": "7"}],
+    )
     suffix = " Answer:"
     for group, seed in (("base", 0), ("rl", 1)):
         run = tmp_path / f"sample_{group}"
-        outputs.write_json(run / "run.json", {"base": str(base), "data": str(tmp_path / "prompts.jsonl"),
-                                              "prompt_suffix": suffix, "chat_template": True})  # fmt: skip
+        outputs.write_json(
+            run / "run.json",
+            {
+                "base": str(base),
+                "data": str(tmp_path / "prompts.jsonl"),
+                "prompt_suffix": suffix,
+                "chat_template": True,
+            },
+        )
         rng = np.random.default_rng(seed)
-        outputs.write_jsonl(run / "samples.jsonl", [
-            {"prompt_index": p, "sample_index": j, "token_ids": rng.integers(0, 90, 5 + j).tolist()}
-            for p in (0, 1) for j in (0, 1)
-        ])  # fmt: skip
+        outputs.write_jsonl(
+            run / "samples.jsonl",
+            [
+                {
+                    "prompt_index": p,
+                    "sample_index": j,
+                    "token_ids": rng.integers(0, 90, 5 + j).tolist(),
+                }
+                for p in (0, 1)
+                for j in (0, 1)
+            ],
+        )
     out = tmp_path / "responses.jsonl"
     proc = subprocess.run(
-        [sys.executable, str(LAUNCH / "samples_to_score.py"), "--out", str(out),
-         f"{tmp_path / 'sample_base'}:base", f"{tmp_path / 'sample_rl'}:rl"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(LAUNCH / "samples_to_score.py"),
+            "--out",
+            str(out),
+            f"{tmp_path / 'sample_base'}:base",
+            f"{tmp_path / 'sample_rl'}:rl",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["group"] for r in rows] == ["base"] * 4 + ["rl"] * 4
@@ -372,10 +443,22 @@ def test_samples_to_score_rebuilds_exact_ids_and_scores_by_group(tmp_path):
             for x in (tmp_path / "sample_base" / "samples.jsonl").read_text().splitlines()
         ][3]["token_ids"]
     )
-    result = score.run(get_config("score", base=str(base), rl=str(rl), data=str(out),
-                                  out=str(tmp_path / "score"), mesh="fsdp:1"))  # fmt: skip
+    result = score.run(
+        get_config(
+            "score",
+            base=str(base),
+            rl=str(rl),
+            data=str(out),
+            out=str(tmp_path / "score"),
+            mesh="fsdp:1",
+        )
+    )
     summary = json.loads((result / "summary.json").read_text())
     assert set(summary["groups"]) == {"base", "rl"} and summary["num_tokens"] == 2 * (5 + 6) * 2
-    bad = subprocess.run([sys.executable, str(LAUNCH / "samples_to_score.py"), "--out", "x",
-                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, str(LAUNCH / "samples_to_score.py"), "--out", "x", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode == 2 and "write DIR:GROUP" in bad.stderr

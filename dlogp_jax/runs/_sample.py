@@ -1,0 +1,266 @@
+"""`sample`: plain, selective-replacement and extrapolated decoding of a base/RL pair.
+
+The decoding modes are those of docs/method.md §2 (selective replacement) and §3 (test-time
+extrapolation). Outputs in `settings.out`:
+  samples.jsonl  one line per sample: prompt_index, sample_index, text, token_ids, proposed_ids,
+                 selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
+                 replacement_rate, and answer/correct when the data has answers.
+  summary.json   prompts, samples, mean length, replacement rate, finish reasons, accuracy (Avg@n
+                 with a 95% interval over prompts) when answers are given, tokens/s.
+  run.json       the settings that determine the samples; a re-run with the same `out` continues
+                 where it stopped (finished prompts are kept), and refuses different settings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from dlogp_jax import outputs, toy
+from dlogp_jax.analysis.sample_summary import summarize_samples
+from dlogp_jax.data.prompts import Prompt, load_prompts
+from dlogp_jax.model.pair import ModelPair, load_pair
+from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
+from dlogp_jax.rl.rewards import Grader
+from dlogp_jax.runs import files, runtime
+from dlogp_jax.runs.settings import SampleSettings
+from dlogp_jax.sampling import FINISH_REASONS, DecodeOutput, DecodeSpec, generate, left_pad
+from dlogp_jax.sampling.batches import fixed_batches
+from dlogp_jax.sharding import gather_to_host
+
+# The settings recorded in run.json: those that change the samples (not batching, mesh, workers).
+RUN_FIELDS = (
+    "base",
+    "rl",
+    "data",
+    "mode",
+    "criterion",
+    "threshold",
+    "gamma",
+    "faithful",
+    "faithful_top_k",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_new_tokens",
+    "stop_tokens",
+    "n",
+    "seed",
+    "chat_template",
+    "prompt_suffix",
+    "dtype",
+)
+
+
+def sample(settings: SampleSettings) -> Path:
+    """Decodes every prompt of `settings.data` `settings.n` times (resuming a partial run).
+
+    Returns:
+      the output directory (on every process; only process 0 writes).
+    Raises:
+      DataError: a bad row, unknown stop tokens, or `out` holding samples of other settings.
+      ValueError: bad decoding settings (DecodeSpec).
+    """
+    mesh = runtime.init_runtime(settings.mesh, settings.distributed)
+    out = Path(settings.out)
+    base, rl, data = settings.base, settings.rl, settings.data
+    if settings.demo:
+        base, rl, data = build_demo(out)
+    record = {k: getattr(settings, k) for k in RUN_FIELDS}
+    record.update(base=str(base), rl=str(rl), data=str(data))
+    pair = load_pair(base, rl or None, mesh=mesh, dtype=settings.dtype)
+    spec = make_spec(settings, pair)
+    prompts = load_prompts(
+        data,
+        pair.tokenizer,
+        chat_template=settings.chat_template,
+        prompt_suffix=settings.prompt_suffix,
+    )
+    writer = runtime.is_writer()
+    files.check_run_file(out, record, write=writer)
+    samples_file = out / "samples.jsonl"
+    done = files.read_groups(samples_file, "prompt_index", settings.n)
+    todo = [p for p in prompts if p.index not in done]
+    if writer:  # rewrite without torn/partial groups, then append batch by batch
+        outputs.write_jsonl(samples_file, [r for p in sorted(done) for r in done[p]])
+    logging.info("%d prompts, %d already done, %d to decode", len(prompts), len(done), len(todo))
+    bar = tqdm(
+        total=len(todo), unit="prompt", desc=f"sampling ({settings.mode})", disable=not writer
+    )
+    generated, start = 0, time.perf_counter()
+    with Grader(workers=settings.grader_workers) as grader:
+        for batch, real in fixed_batches(todo, settings.batch_prompts):
+            result = _decode(pair, batch, spec, settings, mesh)
+            rows = sample_rows(result, batch, pair.tokenizer, grader)[: real * settings.n]
+            generated += sum(r["length"] for r in rows)
+            if writer:
+                files.append_jsonl(samples_file, rows)
+            bar.update(real)
+            bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
+    bar.close()
+    if writer:
+        summary = summarize_samples(files.read_groups(samples_file, "prompt_index", settings.n))
+        summary.update(settings=record, new_tokens=generated, seconds=time.perf_counter() - start)
+        summary["tokens_per_second"] = generated / max(summary["seconds"], 1e-9)
+        outputs.write_json(out / "summary.json", summary)
+        keys = ("accuracy", "mean_length", "replacement_rate")
+        logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
+    return out
+
+
+def _decode(pair: ModelPair, batch: list[Prompt], spec: DecodeSpec, settings, mesh) -> DecodeOutput:
+    """One fixed-shape batch of prompts through `generate`, gathered to host arrays."""
+    tokens, mask = left_pad([p.ids for p in batch], spec.pad_id, settings.prompt_buckets)
+    with jax.set_mesh(mesh):
+        result = generate(
+            pair.params_base,
+            tokens,
+            mask,
+            np.asarray([p.index for p in batch]),
+            spec=spec,
+            config_base=pair.config_base,
+            params_rl=pair.params_rl,
+            config_rl=pair.config_rl,
+            seed=settings.seed,
+        )
+    return gather_to_host(result)
+
+
+def make_spec(settings: SampleSettings, pair: ModelPair) -> DecodeSpec:
+    """The DecodeSpec of a sample run: its decoding settings plus the pair's stops and vocabulary.
+
+    Raises:
+      DataError: `stop_tokens` names tokens the tokenizer lacks.
+      ValueError: bad mode, criterion or sampling filters.
+    """
+    return DecodeSpec(
+        mode=settings.mode,
+        criterion=settings.criterion,
+        threshold=settings.threshold,
+        gamma=settings.gamma,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
+        max_new_tokens=settings.max_new_tokens,
+        stop_ids=stop_token_ids(pair.tokenizer, settings.stop_tokens),
+        pad_id=pair.tokenizer.pad_token_id or 0,
+        faithful=settings.faithful,
+        faithful_top_k=settings.faithful_top_k,
+        vocab_limit=pair.vocab_limit,
+        n=settings.n,
+    )
+
+
+def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> list[dict]:
+    """One JSON row per generated sequence of a batch (host arrays in `out`), graded when the
+    prompt has an answer.
+
+    Whole-batch NumPy work and one batch_decode: indexing device arrays element by element cost
+    more than decoding did.
+
+    Args:
+      out: the batch's DecodeOutput, [len(batch) * n, M] records as host arrays.
+      grader: a `rewards.Grader` (0/1 `accuracy` of each response against the answer).
+    """
+    out = jax.tree.map(np.asarray, out)
+    per_prompt = out.tokens.shape[0] // len(batch)
+    lengths = np.asarray(out.length).tolist()
+
+    def cut(a):
+        return [row[:n] for row, n in zip(a.tolist(), lengths)]
+
+    tokens, proposed, selected = cut(out.tokens), cut(out.proposed), cut(out.selected.astype(int))
+    logs = {k: cut(np.round(getattr(out, k), 5)) for k in ("logp_base", "logp_rl", "dlogp")}
+    texts = tokenizer.batch_decode(tokens, skip_special_tokens=False)
+    # Graded without special tokens (as the trainer grades): "Answer: 21<|im_end|>" is "21".
+    clean = tokenizer.batch_decode(tokens, skip_special_tokens=True)
+    reasons = [FINISH_REASONS[int(r)] for r in out.finish_reason]
+    rows = []
+    for r, n_tok in enumerate(lengths):
+        prompt = batch[r // per_prompt]
+        row = {
+            "prompt_index": prompt.index,
+            "sample_index": int(out.sample_index[r]),
+            "text": texts[r],
+            "token_ids": tokens[r],
+            "proposed_ids": proposed[r],
+            "selected": selected[r],
+            **{k: v[r] for k, v in logs.items()},
+            "length": n_tok,
+            "finish_reason": reasons[r],
+            "replacement_rate": float(out.replacement_rate[r]),
+        }
+        if prompt.answer is not None:
+            row["answer"] = prompt.answer
+        rows.append(row)
+    graded = [k for k, r in enumerate(rows) if "answer" in r]
+    if graded:
+        responses = [clean[k] for k in graded]
+        scores = grader.score("accuracy", responses, [rows[k]["answer"] for k in graded])
+        for k, s in zip(graded, scores):
+            rows[k]["correct"] = bool(s)
+    return rows
+
+
+def samples_to_score_rows(runs: list[tuple[str | Path, str]]) -> list[dict[str, Any]]:
+    """`score` input rows from `sample` outputs: the exact prompt and response token ids.
+
+    Args:
+      runs: (output directory, group name) pairs; the prompt ids are rebuilt as the run built them
+        (its data file, prompt suffix and chat template from run.json, its base tokenizer).
+    Returns:
+      rows {"prompt_ids", "response_ids", "group", "prompt_index", "sample_index"}; samples with
+      no tokens are skipped.
+    """
+    rows = []
+    for out, group in runs:
+        record = json.loads((Path(out) / "run.json").read_text())
+        tokenizer = load_tokenizer(record["base"])
+        prompts = load_prompts(
+            record["data"],
+            tokenizer,
+            chat_template=record["chat_template"],
+            prompt_suffix=record["prompt_suffix"],
+        )
+        ids = {p.index: p.ids for p in prompts}
+        for line in (Path(out) / "samples.jsonl").read_text().splitlines():
+            if not line.strip():
+                continue
+            s = json.loads(line)
+            if s["token_ids"]:
+                rows.append(
+                    {
+                        "prompt_ids": list(ids[s["prompt_index"]]),
+                        "response_ids": s["token_ids"],
+                        "group": group,
+                        "prompt_index": s["prompt_index"],
+                        "sample_index": s["sample_index"],
+                    }
+                )
+    return rows
+
+
+def build_demo(out: Path) -> tuple[Path, Path, Path]:
+    """Tiny base/RL checkpoints and arithmetic prompts with answers under `out/demo_inputs`.
+
+    Returns:
+      (base dir, RL dir, prompts file).
+    """
+    root = out / "demo_inputs"
+    if runtime.is_writer():
+        toy.build_pair(root, seed=0)
+        rng = np.random.default_rng(0)
+        rows = []
+        for _ in range(8):
+            a, b = (int(x) for x in rng.integers(1, 9, size=2))
+            rows.append({"prompt": f"{a}+{b}=? End with 'Answer: <n>'.", "answer": str(a + b)})
+        outputs.write_jsonl(root / "prompts.jsonl", rows)
+    runtime.wait_for_writer("dlogp-sample demo inputs")
+    return root / "base", root / "rl", root / "prompts.jsonl"

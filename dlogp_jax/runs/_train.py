@@ -1,0 +1,188 @@
+"""`train`: DAPO with probability-based token weights (docs/method.md §4), sharded and
+preemption-safe.
+
+Writes into `settings.workdir`: `checkpoints/` (orbax), `metrics.jsonl`, `tb/` (TensorBoard),
+`hf/step_N` and `hf/final` (HF exports of the policy), `config.json` (the settings). Re-running with
+the same workdir resumes from the newest checkpoint (also after SIGTERM); a larger `total_steps`
+continues. The step loop itself is `rl.trainer.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+from absl import logging
+
+from dlogp_jax import outputs, toy
+from dlogp_jax.data.prompts import Prompt
+from dlogp_jax.data.rows import read_rows
+from dlogp_jax.data.sources import prepare_prompts
+from dlogp_jax.model import hf_weights, transformer
+from dlogp_jax.model.pair import DTYPES
+from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
+from dlogp_jax.rl import trainer
+from dlogp_jax.rl.evaluate import evaluate
+from dlogp_jax.rl.train_state import TrainState
+from dlogp_jax.runs import runtime
+from dlogp_jax.runs.settings import TrainSettings, config_dict
+from dlogp_jax.sampling import DecodeSpec
+from dlogp_jax.sharding import tree_shardings
+
+
+def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info) -> TrainState:
+    """Trains (or resumes) up to `settings.total_steps`.
+
+    Returns:
+      the final TrainState (step, params, opt_state, rng).
+    Raises:
+      DataError: bad training / eval rows; rollout.NotEnoughGroups: dynamic sampling found too
+      few informative groups.
+    """
+    mesh = runtime.init_runtime(settings.mesh, settings.distributed)
+    workdir = Path(settings.workdir)
+    model, params, tokenizer = init_policy(
+        init_from=settings.init_from,
+        dtype=settings.dtype,
+        param_dtype=settings.param_dtype,
+        seed=settings.trainer.seed,
+        mesh=mesh,
+    )
+    prompts = training_prompts(settings, tokenizer)
+    prompt_len = prompt_bucket(prompts)
+    keep_ref = settings.reference or settings.loss.kl_coef
+    ref = jax.tree.map(lambda x: x.copy(), params) if keep_ref else None
+
+    def export(path, p):  # every process gathers; process 0 writes
+        hf_weights.export_params(path, p, model, tokenizer=tokenizer, write=runtime.is_writer())
+
+    if runtime.is_writer():
+        outputs.write_json(workdir / "config.json", config_dict(settings))
+    loop = trainer_config(settings)
+    eval_fn = None
+    if loop.eval_every:
+        eval_fn = _eval_fn(settings, model, tokenizer, mesh)
+    ctx = trainer.RunContext(
+        workdir=workdir,
+        model=model,
+        tokenizer=tokenizer,
+        prompts=prompts,
+        prompt_len=prompt_len,
+        mesh=mesh,
+        ref_params=ref,
+        export_fn=export,
+        is_writer=runtime.is_writer(),
+        eval_fn=eval_fn,
+    )
+    logging.info(
+        "%d prompts (Tp=%d), model %s, %.1fM params",
+        len(prompts),
+        prompt_len,
+        model.model_type,
+        model.num_params / 1e6,
+    )
+    return trainer.train(
+        ctx=ctx,
+        init_params=params,
+        cfg=loop,
+        rollout=settings.rollout,
+        loss=settings.loss,
+        opt=settings.optimizer,
+        log=log,
+    )
+
+
+def trainer_config(settings: TrainSettings) -> trainer.TrainerConfig:
+    """The step loop's settings: the trainer section, the step count and the eval period."""
+    return trainer.TrainerConfig(
+        total_steps=settings.total_steps,
+        eval_every=settings.eval.every if settings.eval.data else 0,
+        **dataclasses.asdict(settings.trainer),
+    )
+
+
+def init_policy(*, init_from: str, dtype: str, param_dtype: str, seed: int, mesh):
+    """(model config, params, tokenizer): an HF checkpoint, or a random tiny model when
+    `init_from` is "" (the toy tokenizer; the init is sharded as it is created).
+
+    Params (and so AdamW's master weights) are kept in `param_dtype` (fp32 by default) while the
+    forward pass computes in `dtype`: a bf16 master copy would round lr-1e-6 updates away.
+    """
+    if init_from:
+        tokenizer = load_tokenizer(init_from)
+        model = hf_weights.read_config(init_from, dtype=dtype)
+        _, params = hf_weights.load_params(init_from, model, mesh=mesh, dtype=DTYPES[param_dtype])
+        return model, params, tokenizer
+    tokenizer = toy.build_tokenizer()
+    model = toy.tiny_config(len(tokenizer), dtype=dtype)
+
+    def init(key):
+        return transformer.init(key, model, dtype=DTYPES[param_dtype], std=0.3)
+
+    key = jax.random.key(seed)
+    # eval_shape -> specs -> jit(out_shardings): each device creates only its own shard.
+    shardings = tree_shardings(mesh, transformer.param_axes(model), jax.eval_shape(init, key))
+    return model, jax.jit(init, out_shardings=shardings)(key), tokenizer
+
+
+def training_prompts(settings: TrainSettings, tokenizer) -> list[Prompt]:
+    """The training prompts: the built-in toy task, or `settings.data`."""
+    rows = toy.toy_task_rows() if settings.toy_task else read_rows(settings.data)
+    return prepare_prompts(
+        rows,
+        tokenizer,
+        path=settings.data or "toy task",
+        chat_template=settings.chat_template,
+        prompt_format=settings.prompt_format,
+        max_prompt_len=settings.max_prompt_len,
+    )
+
+
+def prompt_bucket(prompts: list[Prompt]) -> int:
+    """Tp: the smallest power-of-two bucket (>= 64) holding every prompt, so shapes stay static."""
+    longest = max(len(p.ids) for p in prompts)
+    return next(b for b in (64, 128, 256, 512, 1024, 2048, 4096, 8192, longest) if b >= longest)
+
+
+def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
+    """eval_fn(params, grader) -> held-out Avg@n (rewards.grade) of the policy on `eval.data`."""
+    e, rollout = settings.eval, settings.rollout
+    rows = read_rows(e.data)[: e.max_prompts or None]
+    prompts = prepare_prompts(
+        rows,
+        tokenizer,
+        path=e.data,
+        chat_template=settings.chat_template,
+        prompt_format=settings.prompt_format,
+        max_prompt_len=settings.max_prompt_len,
+    )
+    spec = DecodeSpec(
+        mode="single",
+        temperature=e.temperature,
+        top_p=rollout.top_p,
+        max_new_tokens=rollout.max_response_len,
+        stop_ids=stop_token_ids(tokenizer),
+        pad_id=tokenizer.pad_token_id or 0,
+        vocab_limit=len(tokenizer),
+        n=e.n,
+    )
+    tp = prompt_bucket(prompts)
+    batch = max(1, min(16, len(prompts)))
+
+    def eval_fn(params, grader):
+        return evaluate(
+            params=params,
+            model=model,
+            tokenizer=tokenizer,
+            prompts=prompts,
+            spec=spec,
+            seed=e.seed,
+            tp=tp,
+            mesh=mesh,
+            grader=grader,
+            batch_prompts=batch,
+        )
+
+    return eval_fn

@@ -1,0 +1,319 @@
+"""The settings of the three runs: small frozen dataclasses, validated on construction.
+
+Field names and defaults are those of `configs/score.py`, `configs/sample.py` and `configs/dapo.py`
+(tests/runs/settings_test.py checks it), so `--config.x=...` on the command line and
+`ScoreSettings(x=...)` in Python name the same setting. A settings object with bad fields raises one
+ValueError with one message per bad field, each naming its field. Settings that need the checkpoint
+are checked when the run starts: decoding (mode, criterion, sampling filters) by `DecodeSpec`,
+stop tokens against the tokenizer, the mesh spec against the devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import os
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dlogp_jax.model.pair import DTYPES
+from dlogp_jax.rl.dapo_loss import LossConfig
+from dlogp_jax.rl.rollout import RolloutConfig
+from dlogp_jax.rl.train_state import OptimizerConfig
+
+REWARDS_BY_SOURCE_FORMAT = "rollout.rewards_by_source: write 'source_prefix:reward,...'."
+
+
+# ------------------------------------------------------------------------------ checks
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ValueError(" ".join(problems))
+
+
+def _paths(settings, *names: str) -> None:
+    """Accepts pathlib paths for the path fields (stored as str: they go into run files)."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, os.PathLike):
+            object.__setattr__(settings, name, os.fspath(value))
+
+
+def _inputs(settings, name: str) -> list[str]:
+    if settings.demo or (settings.base and settings.data):
+        return []
+    return [
+        f"base, data: set --config.base=DIR and --config.data=FILE (or use configs/{name}.py:demo)."
+    ]
+
+
+def local_path_problems(path: str, field: str) -> list[str]:
+    """Outputs are written with local file APIs; Cloud Storage works through a FUSE mount."""
+    if "://" not in str(path):
+        return []
+    return [
+        f"{field}={path!r}: URL paths are not supported here; mount the bucket with Cloud "
+        "Storage FUSE (e.g. gcsfuse BUCKET /gcs/BUCKET, or launch/tpu_pod.sh --bucket) and pass "
+        "/gcs/BUCKET/... instead."
+    ]
+
+
+def _dtype(value: str, field: str) -> list[str]:
+    return [] if value in DTYPES else [f"{field}={value!r}: use one of {', '.join(DTYPES)}."]
+
+
+def _at_least(settings, low: int, *names: str) -> list[str]:
+    def bad(v) -> bool:
+        return isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low
+
+    return [
+        f"{name}={getattr(settings, name)!r}: must be an integer >= {low}."
+        for name in names
+        if bad(getattr(settings, name))
+    ]
+
+
+def _int_list(value) -> tuple[int, ...] | None:
+    """(64, 128) from "64,128" or a sequence of ints; None when it is neither."""
+    parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+    try:
+        return tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------ settings
+@dataclasses.dataclass(frozen=True)
+class Distributed:
+    """`jax.distributed` settings; an empty coordinator auto-detects (TPU pods, SLURM)."""
+
+    enabled: bool = False  # also on when the environment has DLOGP_DISTRIBUTED=1 (launch/*.sh)
+    coordinator_address: str = ""  # host:port of process 0
+    num_processes: int = 1
+    process_id: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreSettings:
+    """`score`: per-token log p, entropy, Δlog p and KL of text under one or two models."""
+
+    base: str = ""  # HF checkpoint directory of the base model
+    rl: str = ""  # HF checkpoint directory of the RL model ("" = score the base model alone)
+    data: str = ""  # .jsonl / .parquet: prompt+response text, or prompt_ids+response_ids
+    out: str = "runs/score"
+    chat_template: bool = False  # wrap `prompt` in the tokenizer's chat template (one user turn)
+    dtype: str = "float32"  # "bfloat16" on accelerators
+    mesh: str = "fsdp:-1"  # e.g. "data:2,fsdp:2,tensor:2"
+    batch_size: int = 8
+    length_bucket: int = 64  # pad lengths to multiples of this (fewer recompilations)
+    chunk_tokens: int = 1024  # tokens projected to the vocabulary at once (memory knob)
+    max_length: int = 16384  # longer rows are refused
+    top_k: int = 20  # most negative / positive Δlog p tokens listed in summary.json
+    demo: bool = False  # build tiny checkpoints and data under `out` first
+    distributed: Distributed = Distributed()
+
+    def __post_init__(self):
+        _paths(self, "base", "rl", "data", "out")
+        problems = _inputs(self, "score")
+        problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
+        problems += _at_least(self, 1, "batch_size", "length_bucket", "chunk_tokens", "max_length")
+        problems += _at_least(self, 0, "top_k")
+        _raise(problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSettings:
+    """`sample`: plain, selective-replacement and extrapolated decoding of a base/RL pair."""
+
+    base: str = ""  # HF checkpoint directory of the base model (the driver)
+    rl: str = ""  # HF checkpoint directory of the RL model (needed unless mode=single)
+    data: str = ""  # .jsonl / .parquet with `prompt` (or `problem`) and optional `answer`
+    out: str = "runs/sample"
+    mode: str = "single"  # single | replace | extrapolate | extrapolate_all
+    # dlogp | entropy_base | entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all | none
+    criterion: str = "dlogp"
+    threshold: float = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
+    gamma: float = 0.0  # γ of π_RL^(1+γ) / π_base^γ
+    faithful: bool = False  # the official top-K approximation instead of the exact vocabulary
+    faithful_top_k: int = 50
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    max_new_tokens: int = 1024
+    stop_tokens: str = ""  # comma-separated; "" = the tokenizer's eos + <|im_end|> + <|endoftext|>
+    n: int = 4  # samples per prompt
+    seed: int = 0
+    chat_template: bool = True  # one user turn in the tokenizer's chat template
+    prompt_suffix: str = ""  # appended to each prompt before templating
+    batch_prompts: int = 8  # prompts decoded together (batch = batch_prompts * n sequences)
+    # Left-pad prompts to one of these lengths; also given as "64,128,...".
+    prompt_buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+    dtype: str = "float32"  # "bfloat16" on accelerators
+    mesh: str = "fsdp:-1"
+    grader_workers: int = 2  # processes running math-verify (0 = in process)
+    demo: bool = False  # build tiny checkpoints and prompts under `out` first
+    distributed: Distributed = Distributed()
+
+    def __post_init__(self):
+        _paths(self, "base", "rl", "data", "out")
+        problems = _inputs(self, "sample")
+        if self.mode != "single" and not self.rl and not self.demo:
+            problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
+        problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
+        problems += _at_least(self, 1, "n", "batch_prompts") + _at_least(self, 0, "grader_workers")
+        buckets = _int_list(self.prompt_buckets)
+        if buckets is None or any(b < 1 for b in buckets):
+            problems.append(
+                f"prompt_buckets={self.prompt_buckets!r}: give positive lengths, e.g. '64,128,256'."
+            )
+        else:
+            object.__setattr__(self, "prompt_buckets", buckets)
+        _raise(problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """Held-out Avg@n every `every` steps and at step 0 (data="" or every=0: off)."""
+
+    data: str = ""  # a file `data.rows.read_rows` reads, in a training-data layout
+    every: int = 0
+    n: int = 4  # samples per prompt
+    temperature: float = 1.0
+    max_prompts: int = 0  # the first N prompts only (0 = all)
+    seed: int = 1234  # fixed across evaluations, so curves compare like with like
+
+    def __post_init__(self):
+        _paths(self, "data")
+        problems = _at_least(self, 0, "every", "max_prompts") + _at_least(self, 1, "n")
+        if self.temperature < 0:
+            problems.append(f"temperature={self.temperature}: must be >= 0.")
+        _raise(["eval." + p for p in problems])
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    """The loop-level training settings (`rl.trainer.TrainerConfig` without the step count)."""
+
+    mini_batches: int = 16  # optimizer updates per training step
+    micro_batches: int = 16  # gradient accumulation inside one update
+    seed: int = 0
+    save_every: int = 10  # checkpoint every N steps (and at the end, and on SIGTERM)
+    keep_checkpoints: int = 3
+    export_every: int = 50  # HF export of the policy every N steps (0: only at the end)
+    chunk_tokens: int = 512  # tokens projected to the vocabulary at once (memory knob)
+    remat: bool = True  # recompute activations in the backward pass
+    grader_workers: int = 8  # processes running the rewards (0 = in process)
+    log_every: int = 1
+
+    def __post_init__(self):
+        problems = _at_least(
+            self, 1, "mini_batches", "micro_batches", "save_every", "keep_checkpoints"
+        )
+        problems += _at_least(self, 1, "chunk_tokens", "log_every")
+        problems += _at_least(self, 0, "export_every", "grader_workers")
+        _raise(["trainer." + p for p in problems])
+
+
+# The paper's DAPO recipe (docs/method.md §4): n = 16, 512 prompts per step from rounds of 1536.
+PAPER_ROLLOUT = RolloutConfig(
+    n=16,
+    train_prompts=512,
+    gen_prompts=1536,
+    max_gen_rounds=10,
+    dynamic_sampling=True,
+    temperature=1.0,
+    top_p=1.0,
+    max_response_len=8192,
+    overlong_buffer=4096,
+    overlong_factor=1.0,
+    default_reward="dapo_answer",
+    rewards_by_source=(("math_dapo", "dapo_answer"), ("aime", "dapo_answer")),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """`train`: DAPO with probability-based token weights (docs/method.md §4)."""
+
+    workdir: str = "runs/dapo"
+    init_from: str = ""  # HF checkpoint directory of the initial policy ("" = random tiny model)
+    data: str = ""  # jsonl / parquet / save_to_disk dir (DAPO-Math-17k layout or problem/answer)
+    toy_task: bool = False  # use the built-in toy task instead of `data`
+    chat_template: bool = True
+    prompt_format: str = "{content}"  # applied to the last user message
+    max_prompt_len: int = 2048
+    dtype: str = "float32"  # compute dtype ("bfloat16" on accelerators)
+    param_dtype: str = "float32"  # master weights and AdamW state (keep fp32: lr 1e-6 steps)
+    mesh: str = "fsdp:-1"
+    reference: bool = False  # keep the initial policy: Δlog p vs init (and k3 KL if kl_coef > 0)
+    total_steps: int = 100
+    eval: EvalSettings = EvalSettings()
+    rollout: RolloutConfig = PAPER_ROLLOUT
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    trainer: TrainerSettings = TrainerSettings()
+    distributed: Distributed = Distributed()
+
+    def __post_init__(self):
+        _paths(self, "workdir", "init_from", "data")
+        problems = []
+        if not self.toy_task and not self.data:
+            problems.append("data: set --config.data=FILE (or --config.toy_task=true).")
+        problems += local_path_problems(self.workdir, "workdir")
+        problems += _dtype(self.dtype, "dtype") + _dtype(self.param_dtype, "param_dtype")
+        problems += _at_least(self, 1, "max_prompt_len") + _at_least(self, 0, "total_steps")
+        pairs = self.rollout.rewards_by_source
+        if isinstance(pairs, str) or not all(
+            isinstance(p, Sequence) and len(p) == 2 and all(isinstance(s, str) for s in p)
+            for p in pairs
+        ):
+            problems.append(REWARDS_BY_SOURCE_FORMAT)
+        _raise(problems)
+
+
+def parse_rewards_by_source(text: str) -> tuple[tuple[str, str], ...]:
+    """'math_dapo:dapo_answer,aime:dapo_answer' (the config's form) -> the RolloutConfig pairs."""
+    pairs = [p.split(":") for p in text.split(",") if p]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(REWARDS_BY_SOURCE_FORMAT)
+    return tuple((a, b) for a, b in pairs)
+
+
+def config_dict(settings) -> dict[str, Any]:
+    """Settings as the config they came from: nested dicts with sorted keys (as
+    `ConfigDict.to_dict()` writes them), tuples as lists, `rewards_by_source` as its string."""
+
+    def plain(x):
+        if dataclasses.is_dataclass(x):
+            out = {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+            if isinstance(x, RolloutConfig):
+                out["rewards_by_source"] = ",".join(f"{a}:{b}" for a, b in x.rewards_by_source)
+            return dict(sorted(out.items()))
+        return [plain(v) for v in x] if isinstance(x, tuple) else x
+
+    return plain(settings)
+
+
+def from_dict(cls, values: Mapping[str, Any]):
+    """`cls(**values)` with nested sections (dicts) built as their dataclasses: the inverse of
+    `config_dict`, so a config (`ConfigDict.to_dict()`) or a run's config.json gives its settings.
+
+    `rollout.rewards_by_source` may be the config's string ('prefix:reward,...') or pairs.
+    Raises:
+      ValueError: a key that is not a field of `cls` (or of a section), or bad settings.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    if unknown := sorted(set(values) - set(names)):
+        raise ValueError(f"{cls.__name__}: unknown settings {unknown}; known: {names}.")
+    kw = dict(values)
+    for name, value in values.items():
+        if dataclasses.is_dataclass(hints[name]) and isinstance(value, Mapping):
+            kw[name] = from_dict(hints[name], value)
+    if cls is RolloutConfig and "rewards_by_source" in kw:
+        pairs = kw["rewards_by_source"]
+        if isinstance(pairs, str):
+            kw["rewards_by_source"] = parse_rewards_by_source(pairs)
+        elif isinstance(pairs, Sequence) and all(isinstance(p, Sequence) for p in pairs):
+            kw["rewards_by_source"] = tuple(tuple(p) for p in pairs)
+    return cls(**kw)

@@ -279,8 +279,14 @@ def _train_programs(c, model, mesh):
         n=rollout.n,
     )
     p = rollout.gen_prompts
-    gen_args = (params, None, *_prompt_structs(p, tp, mesh))
-    gen_kw = dict(spec=spec, config_base=model, config_rl=None, cache_length=tp + m)
+    gen_args = (params, None)
+    gen_kw = dict(
+        **_prompt_structs(p, tp, mesh),
+        spec=spec,
+        config_base=model,
+        config_rl=None,
+        cache_length=tp + m,
+    )
     b_micro, b_all = batch(micro, False), batch(total, False)
     forward = train_step.forward_logprobs
     return {
@@ -303,16 +309,23 @@ def _train_programs(c, model, mesh):
     }
 
 
-def _prompt_structs(p: int, tp: int, mesh):
-    """Abstract (prompt tokens [P, Tp], prompt mask [P, Tp], prompt index [P], seed []) args."""
+def _prompt_structs(p: int, tp: int, mesh) -> dict:
+    """Abstract keyword inputs of `_generate`: prompt tokens [P, Tp], prompt mask [P, Tp], prompt
+    index [P], seed [] and the traced knobs (τ, γ)."""
     import jax
     import jax.numpy as jnp
 
-    return (
-        _batch_struct((p, tp), jnp.int32, mesh),
-        _batch_struct((p, tp), jnp.bool_, mesh),
-        _batch_struct((p,), jnp.int32, mesh),
-        jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.NamedSharding(mesh, jax.P())),
+    from dlogp_jax.sampling.steps import Knobs
+
+    scalar = lambda dtype: jax.ShapeDtypeStruct(
+        (), dtype, sharding=jax.NamedSharding(mesh, jax.P())
+    )
+    return dict(
+        prompt_tokens=_batch_struct((p, tp), jnp.int32, mesh),
+        prompt_mask=_batch_struct((p, tp), jnp.bool_, mesh),
+        prompt_index=_batch_struct((p,), jnp.int32, mesh),
+        seed=scalar(jnp.int32),
+        knobs=Knobs(threshold=scalar(jnp.float32), gamma=scalar(jnp.float32)),
     )
 
 
@@ -356,8 +369,14 @@ def _pair_programs(c, model, mesh, cli):
         n=c.n,
     )
     p = c.batch_prompts
-    args = (params, params, *_prompt_structs(p, tp, mesh))
-    kw = dict(spec=spec, config_base=model, config_rl=model, cache_length=tp + c.max_new_tokens)
+    args = (params, params)
+    kw = dict(
+        **_prompt_structs(p, tp, mesh),
+        spec=spec,
+        config_base=model,
+        config_rl=model,
+        cache_length=tp + c.max_new_tokens,
+    )
     return {f"generate, extrapolate, two models ({p} prompts x {c.n})": (_generate, args, kw)}
 
 

@@ -8,7 +8,8 @@ Layout written under `workdir`:
 
 `build_base` is resumable at stage granularity: finished stages (same settings) are not redone. The
 validation rows, used to tune the settings, are the first `n_val` training rows, which SFT never sees;
-the test split is only measured.
+the test split is only measured. This world and its base stand in for the paper's benchmarks and
+pretrained models (docs/method.md §6).
 """
 
 from __future__ import annotations

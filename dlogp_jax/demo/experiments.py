@@ -54,12 +54,18 @@ def sample(ctx: Ctx, name: str, *, base: str, data: str, n: int, rl: str = "", *
       kw: further dlogp-sample settings (mode, criterion, threshold, gamma).
     """
     e, w = ctx.settings.exp, ctx.settings.world
-    sampling = [e.temperature, e.top_p, e.seed, w.max_new_tokens]
-    settings = {**ctx.uses(base, rl), "base": base, "rl": rl, "data": data, "n": n, **kw}
-    settings["sampling"] = sampling
+    identity = {
+        **ctx.uses(base, rl),
+        "base": base,
+        "rl": rl,
+        "data": data,
+        "n": n,
+        **kw,
+        "sampling": [e.temperature, e.top_p, e.seed, w.max_new_tokens],
+    }
 
     def go():
-        out = stages.fresh_dir(ctx.root / "samples" / name, settings)
+        out = stages.fresh_dir(ctx.root / "samples" / name, identity)
         tools.sample(
             base=base,
             rl=rl,
@@ -78,15 +84,15 @@ def sample(ctx: Ctx, name: str, *, base: str, data: str, n: int, rl: str = "", *
         summary = json.loads((out / "summary.json").read_text())
         return {"out": str(out), **{k: summary.get(k) for k in SUMMARY_KEYS}}
 
-    return ctx.stage(f"samples/{name}", settings, go)
+    return ctx.stage(f"samples/{name}", identity, go)
 
 
 def score(ctx: Ctx, name: str, runs: list[tuple[dict, str]], rl: str) -> Path:
     """Cached dlogp-score of sample runs (grouped) under base and RL; returns tokens.parquet."""
-    settings = {**ctx.uses(rl), "runs": [[r["out"], g] for r, g in runs], "rl": rl}
+    identity = {**ctx.uses(rl), "runs": [[r["out"], g] for r, g in runs], "rl": rl}
 
     def go():
-        out = stages.fresh_dir(ctx.root / "score" / name, settings)
+        out = stages.fresh_dir(ctx.root / "score" / name, identity)
         rows = tools.samples_to_score_rows([(Path(r["out"]), g) for r, g in runs])
         outputs.write_jsonl(out / "input.jsonl", rows)
         tools.score(
@@ -99,7 +105,7 @@ def score(ctx: Ctx, name: str, runs: list[tuple[dict, str]], rl: str) -> Path:
         )
         return {"tokens": str(out / "tokens.parquet")}
 
-    return Path(ctx.stage(f"score/{name}", settings, go)["tokens"])
+    return Path(ctx.stage(f"score/{name}", identity, go)["tokens"])
 
 
 def base_and_rl(ctx: Ctx) -> tuple[dict, dict]:
@@ -143,13 +149,13 @@ def calibration(ctx: Ctx) -> dict[str, dict[str, float]]:
             out[criterion] = {str(r): t for r, t in zip(rates, taus)}
         return out
 
-    settings = {
+    identity = {
         "tokens": str(tokens),
         "rates": rates,
         "criteria": e.criteria,
         **ctx.uses(ctx.rl_model()),
     }
-    return ctx.stage("thresholds", settings, go)
+    return ctx.stage("thresholds", identity, go)
 
 
 def replace_point(ctx: Ctx, criterion: str, rate: float, tau: float) -> dict[str, Any]:

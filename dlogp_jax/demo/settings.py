@@ -17,7 +17,7 @@ Why these settings deviate from the paper's (τ from validation quantiles, tempe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from dlogp_jax import toy
@@ -42,7 +42,7 @@ def list_problem(
     text: str,
     kind: type,
     *,
-    allowed: tuple[str, ...] | None = None,
+    allowed: Collection[str] | None = None,
     low: float | None = None,
     high: float | None = None,
 ) -> str | None:
@@ -64,11 +64,13 @@ def list_problem(
         if bad := [v for v in values if v not in allowed]:
             return f"{field}: unknown {bad} in {text!r}; use some of {', '.join(allowed)}."
         return None
-    if bad := [
-        v for v in values if (low is not None and v < low) or (high is not None and v > high)
-    ]:
+    if bad := [v for v in values if not _in_range(v, low, high)]:
         return f"{field}: {bad} out of range in {text!r}; use values in [{low}, {high}]."
     return None
+
+
+def _in_range(value: float, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 def _raise_problems(problems: list[str | None]) -> None:

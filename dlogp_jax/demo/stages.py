@@ -11,6 +11,7 @@ stage and overwrite its record.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,10 +77,25 @@ def record(
 ) -> Any:
     """Records stage `name` as finished (for work done outside `cached`, e.g. in a subprocess)."""
     result = jsonable(result)
-    write_json(record_path(workdir, name), {"settings": jsonable(settings), "result": result,
-                                            "seconds": seconds})  # fmt: skip
+    entry = {"settings": jsonable(settings), "result": result, "seconds": seconds}
+    write_json(record_path(workdir, name), entry)
     log_fn(f"[{name}] finished in {seconds:.0f} s")
     return result
+
+
+def fresh_dir(path: Path, settings: dict[str, Any]) -> Path:
+    """`path` for a tool run with `settings`: kept (to resume) if made with the same settings, else
+    emptied, so a tool never resumes from another setting's partial output.
+
+    The settings are recorded in `path/.demo_settings.json`.
+    """
+    marker = path / ".demo_settings.json"
+    want = jsonable(settings)
+    if path.exists() and (not marker.is_file() or json.loads(marker.read_text()) != want):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(marker, want)
+    return path
 
 
 def seconds_by_stage(workdir: str | Path) -> dict[str, float]:

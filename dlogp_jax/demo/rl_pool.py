@@ -7,6 +7,9 @@ calls in this process: the demo's models are tiny, so one run keeps about one co
 this process meanwhile) uses the machine. A run killed midway resumes from its newest checkpoint
 when the demo is re-run (dlogp-train's own resume); children get SIGTERM when the demo stops early
 (or dies, on Linux).
+
+The runs are reweighted DAPO (docs/method.md §4) at the demo's scale: a few steps from a tiny SFT'd
+base, no overlong penalty, no reference model (docs/method.md §6).
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from dlogp_jax import outputs
-from dlogp_jax.cli import common
-from dlogp_jax.cli.demo import Ctx, csv, fresh_dir
-from dlogp_jax.world import stages
+from dlogp_jax.demo import stages, tools
+from dlogp_jax.demo.context import Ctx, rl_run_key, rl_stage_name, run_name
 
 _LOADER = '''"""Written by dlogp-demo: the dlogp-train config stored next to this file as JSON."""
 import json
@@ -37,60 +39,53 @@ def get_config():
 '''
 
 
-def rl_runs(config) -> list[tuple[str, int]]:
-    """Every (method, seed) pair of the rl section, methods first."""
-    return [(m, s) for m in csv(config.rl.methods) for s in csv(config.rl.seeds, int)]
-
-
-def run_name(method: str, seed: int) -> str:
-    return f"{method}_s{seed}"
-
-
-def stage_name(method: str, seed: int) -> str:
-    """The run's stage record name (stages/rl/<method>_s<seed>.json)."""
-    return f"rl/{run_name(method, seed)}"
-
-
-# rl fields that do not change what one run computes (which runs exist, how many run at once).
-_NOT_PER_RUN = ("methods", "seeds", "workers", "weight_c", "reshape_c")
-
-
-def settings(ctx: Ctx, method: str, seed: int) -> dict[str, Any]:
-    """What determines one run's result: the world, the shared rl fields, its method, c and seed.
-
-    Adding a seed or a method, or changing `workers`, leaves the other runs (and the experiments on
-    the first run) cached.
-    """
-    r = {k: v for k, v in ctx.config.rl.to_dict().items() if k not in _NOT_PER_RUN}
-    c = {"reshape": ctx.config.rl.reshape_c, "none": None}.get(method, ctx.config.rl.weight_c)
-    return {**ctx.key("world"), "rl": r, "method": method, "weight_c": c, "seed": seed}
-
-
-def train_config(ctx: Ctx, method: str, seed: int, workdir: Path):
-    """The dlogp-train ConfigDict of one run (configs/dapo.py with the demo's rl section)."""
-    r, w = ctx.config.rl, ctx.config.world
-    cfg = common.load_config("dapo")
-    cfg.update(
-        workdir=str(workdir), init_from=ctx.world["base"], data=ctx.world["train"],
-        max_prompt_len=256, total_steps=r.steps, mesh=ctx.config.mesh, reference=False,
-    )  # fmt: skip
-    cfg.rollout.update(
-        n=r.n, train_prompts=r.train_prompts, gen_prompts=r.gen_prompts,
-        max_gen_rounds=r.max_gen_rounds, dynamic_sampling=r.dynamic_sampling,
-        max_response_len=w.max_new_tokens, overlong_buffer=0,
-    )  # fmt: skip
-    cfg.loss.update(
-        weight_method=method, weight_c=r.reshape_c if method == "reshape" else r.weight_c
-    )
-    cfg.optimizer.update(lr=r.lr, b2=r.b2, warmup_steps=r.warmup_steps, weight_decay=0.0)
-    cfg.trainer.update(
-        mini_batches=r.mini_batches, micro_batches=1, seed=seed, save_every=5,
-        keep_checkpoints=1, export_every=0, grader_workers=0, remat=False,
-    )  # fmt: skip
-    cfg.eval.update(
-        data=ctx.world["test"], every=r.eval_every, n=r.eval_n, max_prompts=r.eval_prompts
-    )
-    return cfg
+def train_config(ctx: Ctx, method: str, seed: int, workdir: Path) -> dict[str, Any]:
+    """The dlogp-train config of one run (configs/dapo.py with the demo's rl section), as a dict."""
+    r, w = ctx.settings.rl, ctx.settings.world
+    fields = {
+        "workdir": str(workdir),
+        "init_from": ctx.world["base"],
+        "data": ctx.world["train"],
+        "max_prompt_len": 256,
+        "total_steps": r.steps,
+        "mesh": ctx.settings.mesh,
+        "reference": False,
+    }
+    rollout = {
+        "n": r.n,
+        "train_prompts": r.train_prompts,
+        "gen_prompts": r.gen_prompts,
+        "max_gen_rounds": r.max_gen_rounds,
+        "dynamic_sampling": r.dynamic_sampling,
+        "max_response_len": w.max_new_tokens,
+        "overlong_buffer": 0,
+    }
+    loss = {"weight_method": method, "weight_c": r.reshape_c if method == "reshape" else r.weight_c}
+    optimizer = {"lr": r.lr, "b2": r.b2, "warmup_steps": r.warmup_steps, "weight_decay": 0.0}
+    trainer = {
+        "mini_batches": r.mini_batches,
+        "micro_batches": 1,
+        "seed": seed,
+        "save_every": 5,
+        "keep_checkpoints": 1,
+        "export_every": 0,
+        "grader_workers": 0,
+        "remat": False,
+    }
+    evaluation = {
+        "data": ctx.world["test"],
+        "every": r.eval_every,
+        "n": r.eval_n,
+        "max_prompts": r.eval_prompts,
+    }
+    sections = {
+        "rollout": rollout,
+        "loss": loss,
+        "optimizer": optimizer,
+        "trainer": trainer,
+        "eval": evaluation,
+    }
+    return tools.train_config(fields, sections)
 
 
 # The child asks the kernel for SIGTERM when its parent dies (Linux), then runs the dlogp-train CLI.
@@ -106,10 +101,10 @@ _CHILD = (
 
 def launch(ctx: Ctx, method: str, seed: int) -> subprocess.Popen:
     """Starts dlogp-train for one run (resuming its partial output when the settings match)."""
-    workdir = fresh_dir(ctx.root / "rl" / run_name(method, seed), settings(ctx, method, seed))
-    outputs.write_json(
-        workdir / "demo_config.json", train_config(ctx, method, seed, workdir).to_dict()
-    )
+    workdir = ctx.root / "rl" / run_name(method, seed)
+    workdir = stages.fresh_dir(workdir, rl_run_key(ctx.settings, method, seed))
+    config = train_config(ctx, method, seed, workdir)
+    outputs.write_json(workdir / "demo_config.json", config)
     outputs.write_text(workdir / "demo_config.py", _LOADER)
     env = dict(os.environ)
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ctx.root / "xla_cache"))
@@ -118,18 +113,26 @@ def launch(ctx: Ctx, method: str, seed: int) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+_EVAL_KEYS = (
+    "step",
+    "eval_accuracy",
+    "eval_accuracy_ci95",
+    "eval_length_mean",
+    "eval_n",
+    "eval_num_prompts",
+)
+_TRAIN_KEYS = ("step", "entropy", "response_length_mean", "accuracy", "weight_mean")
+
+
 def read_curves(metrics_jsonl: Path) -> dict[str, Any]:
     """Eval accuracy by step and training entropy / length / accuracy by step from metrics.jsonl."""
     curves: dict[str, list] = {"eval": [], "train": []}
-    eval_keys = ("step", "eval_accuracy", "eval_accuracy_ci95", "eval_length_mean", "eval_n",
-                 "eval_num_prompts")  # fmt: skip
-    train_keys = ("step", "entropy", "response_length_mean", "accuracy", "weight_mean")
     for line in metrics_jsonl.read_text().splitlines():
         m = json.loads(line)
         if "eval_accuracy" in m:
-            curves["eval"].append({k: m[k] for k in eval_keys})
+            curves["eval"].append({k: m[k] for k in _EVAL_KEYS})
         if "entropy" in m:
-            curves["train"].append({k: m.get(k) for k in train_keys})
+            curves["train"].append({k: m.get(k) for k in _TRAIN_KEYS})
     return curves
 
 
@@ -137,9 +140,12 @@ def collect(ctx: Ctx, method: str, seed: int, returncode: int) -> dict[str, Any]
     """The run's result once its process ended; a clear error with the log's tail if it failed."""
     workdir = ctx.root / "rl" / run_name(method, seed)
     if returncode != 0:
-        tail = (workdir / "train.log").read_text().splitlines()[-5:]
-        common.fail(f"dlogp-train {run_name(method, seed)} exited with status {returncode}; see "
-                    f"{workdir / 'train.log'}:\n  " + "\n  ".join(tail))  # fmt: skip
+        log = workdir / "train.log"
+        tail = "\n  ".join(log.read_text().splitlines()[-5:])
+        tools.fail(
+            f"dlogp-train {run_name(method, seed)} exited with status {returncode}; "
+            f"see {log}:\n  {tail}"
+        )
     return {"model": str(workdir / "hf" / "final"), **read_curves(workdir / "metrics.jsonl")}
 
 
@@ -159,8 +165,8 @@ class TrainPool:
         self._thread.start()
 
     def _recorded(self, method: str, seed: int) -> bool:
-        name = stage_name(method, seed)
-        return stages.lookup(self.ctx.root, name, settings(self.ctx, method, seed)) is not None
+        key = rl_run_key(self.ctx.settings, method, seed)
+        return stages.lookup(self.ctx.root, rl_stage_name(method, seed), key) is not None
 
     def _loop(self) -> None:
         last_report = time.monotonic()  # a progress line every 30 s
@@ -168,7 +174,7 @@ class TrainPool:
             while self.pending or self.running:
                 while self.pending and len(self.running) < self.workers:
                     run = self.pending.pop(0)
-                    self.ctx.log(f"[{stage_name(*run)}] started (dlogp-train process)")
+                    self.ctx.log(f"[{rl_stage_name(*run)}] started (dlogp-train process)")
                     self.running[run] = launch(self.ctx, *run)
                     self.started[run] = time.perf_counter()
                 for run, proc in list(self.running.items()):
@@ -176,8 +182,9 @@ class TrainPool:
                         del self.running[run]
                         result = collect(self.ctx, *run, proc.returncode)
                         seconds = time.perf_counter() - self.started[run]
-                        stages.record(self.ctx.root, stage_name(*run),
-                                      settings(self.ctx, *run), result, seconds, self.ctx.log)  # fmt: skip
+                        key = rl_run_key(self.ctx.settings, *run)
+                        name = rl_stage_name(*run)
+                        stages.record(self.ctx.root, name, key, result, seconds, self.ctx.log)
                 if time.monotonic() - last_report > 30 and self.running:
                     last_report = time.monotonic()  # a progress line every 30 s
                     self.ctx.log(
@@ -201,7 +208,7 @@ class TrainPool:
         return f"{run_name(*run)} " + (steps[-1].split("] ", 1)[1][:40] if steps else "starting")
 
     def result(self, method: str, seed: int) -> dict[str, Any]:
-        name, want = stage_name(method, seed), settings(self.ctx, method, seed)
+        name, want = rl_stage_name(method, seed), rl_run_key(self.ctx.settings, method, seed)
         while not self._recorded(method, seed):
             if self.error is not None:
                 raise self.error

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlogp_jax.world import stages
+from dlogp_jax.demo import stages
 
 
 def test_cached_runs_once_and_reruns_on_changed_settings(tmp_path):

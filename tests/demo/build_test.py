@@ -3,8 +3,8 @@
 import dataclasses
 import json
 
+from dlogp_jax.demo import build
 from dlogp_jax.model import hf_weights
-from dlogp_jax.world import build
 
 
 def test_smoke_world_builds_and_is_reused(tmp_path):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dlogp_jax import toy
+from dlogp_jax.demo import sft, task
 from dlogp_jax.model import hf_weights, transformer
 from dlogp_jax.model.tokenizer import load_tokenizer
-from dlogp_jax.world import sft, task
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +83,16 @@ def trained(tok, rows, tmp_path_factory):
     config = _config(tok)
     logs = []
     params = sft.train_sft(
-        train, tok, config, steps=30, batch_size=16, lr=1e-2, seed=0, log_every=10,
+        train,
+        tok,
+        config,
+        steps=30,
+        batch_size=16,
+        lr=1e-2,
+        seed=0,
+        log_every=10,
         log_fn=lambda step, m: logs.append((step, m)),
-    )  # fmt: skip
+    )
     path = hf_weights.export_params(tmp_path_factory.mktemp("world") / "base", params, config, tok)
     return params, config, logs, path
 
@@ -149,10 +156,11 @@ def test_evaluate_accuracy_on_a_smoke_model(trained, tok, rows):
     )
     assert per.shape == (3,) and 0.0 <= acc <= 1.0
     assert acc == pytest.approx(per.mean())
-    texts = sft.sample_responses(params, config, tok, [r["problem"] for r in test[:3]], 2, seed=0,
-                                 max_new_tokens=8)  # fmt: skip
-    again = sft.sample_responses(params, config, tok, [r["problem"] for r in test[:3]], 2, seed=0,
-                                 max_new_tokens=8, prompt_batch=2)  # fmt: skip
+    problems = [r["problem"] for r in test[:3]]
+    texts = sft.sample_responses(params, config, tok, problems, 2, seed=0, max_new_tokens=8)
+    again = sft.sample_responses(
+        params, config, tok, problems, 2, seed=0, max_new_tokens=8, prompt_batch=2
+    )
     assert texts == again  # one random stream per (seed, problem, sample), whatever the batching
     summary = sft.accuracy_summary(per, 2)
     assert summary["num_prompts"] == 3 and summary["samples_per_prompt"] == 2

@@ -1,9 +1,11 @@
 """The demo's statistics: thresholds from quantiles, paired and per-seed intervals, the four verdicts.
 
 Pure functions over NumPy arrays and plain dicts (read from dlogp-score / dlogp-sample / dlogp-train
-outputs by the CLI), so every number in the report can be recomputed from the written files.
+outputs by the pipeline), so every number in the report can be recomputed from the written files.
 
-The definitions behind the yes/no verdicts are in `DEFINITIONS` (printed in the report).
+The definitions behind the yes/no verdicts are in `DEFINITIONS` (printed in the report). The paper
+reads its findings off figures; these verdicts, with intervals, are the demo's own (docs/method.md
+§5, §6).
 """
 
 from __future__ import annotations
@@ -31,8 +33,23 @@ DEFINITIONS = """\
 """
 TAIL = 0.5  # nats: |Δlog p| beyond this is a "tail" token
 # Two-sided 95% Student t quantiles by degrees of freedom (normal beyond 30).
-_T975 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}  # fmt: skip
+_T975 = {
+    1: 12.71,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+}
 
 
 def t975(df: float) -> float:
@@ -59,8 +76,8 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, flo
     keys = sorted(set(a) & set(b))
     d = np.asarray([a[k] - b[k] for k in keys], np.float64)
     if d.size < 2:
-        return {"mean": float(d.mean()) if d.size else float("nan"), "ci95": float("nan"),
-                "num_prompts": int(d.size)}  # fmt: skip
+        mean = float(d.mean()) if d.size else float("nan")
+        return {"mean": mean, "ci95": float("nan"), "num_prompts": int(d.size)}
     half = t975(d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
     return {"mean": float(d.mean()), "ci95": float(half), "num_prompts": int(d.size)}
 
@@ -69,8 +86,13 @@ def seed_stats(values: Sequence[float]) -> dict[str, float]:
     """mean, sd (ddof 1), min, max, n of per-seed values."""
     v = np.asarray(values, np.float64)
     sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
-    return {"mean": float(v.mean()), "sd": sd, "min": float(v.min()), "max": float(v.max()),
-            "n": int(v.size)}  # fmt: skip
+    return {
+        "mean": float(v.mean()),
+        "sd": sd,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "n": int(v.size),
+    }
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
@@ -137,6 +159,9 @@ def overlap(x: np.ndarray, y: np.ndarray, bins: int = 60) -> float:
     return float(np.minimum(p, q).sum())
 
 
+_METRICS = ("entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl")  # dlogp-score columns
+
+
 def direction_stats(table: dict[str, np.ndarray], base: str = "base", rl: str = "rl") -> dict:
     """Per-group Δlog p sparsity and tail signs, and base-vs-RL-generation histogram overlaps.
 
@@ -156,13 +181,11 @@ def direction_stats(table: dict[str, np.ndarray], base: str = "base", rl: str = 
             "positive_tail_fraction": float(np.mean(d > TAIL)),
             "negative_share_of_tail": float(np.mean(d[tail] < 0)) if tail.any() else float("nan"),
             "dlogp_mean": float(d.mean()),
-            **{f"{k}_mean": float(table[k][m].mean()) for k in ("entropy_base", "entropy_rl",
-                                                                  "kl_rl_base", "kl_base_rl")},
-        }  # fmt: skip
+            **{f"{k}_mean": float(table[k][m].mean()) for k in _METRICS},
+        }
     tails = {g: table["dlogp"][m][np.abs(table["dlogp"][m]) > TAIL] for g, m in sel.items()}
     out["overlap"] = {
-        k: overlap(table[k][sel[base]], table[k][sel[rl]])
-        for k in ("entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl", "dlogp")
+        k: overlap(table[k][sel[base]], table[k][sel[rl]]) for k in (*_METRICS, "dlogp")
     }
     out["overlap"]["dlogp_tails"] = overlap(tails[base], tails[rl])
     return out
@@ -175,8 +198,11 @@ def finding_a(stats: dict) -> dict[str, Any]:
     flips = g["base"]["negative_share_of_tail"] > 0.5 > g["rl"]["negative_share_of_tail"]
     magnitude = min(o["entropy_base"], o["kl_rl_base"])
     separates = o["dlogp_tails"] < magnitude
-    return {"reproduced": "yes" if flips and separates else "no", "tail_sign_flips": bool(flips),
-            "dlogp_tails_overlap_less": bool(separates)}  # fmt: skip
+    return {
+        "reproduced": "yes" if flips and separates else "no",
+        "tail_sign_flips": bool(flips),
+        "dlogp_tails_overlap_less": bool(separates),
+    }
 
 
 def finding_b(curves: dict[str, list[dict]], base_acc: float, rl_acc: float) -> dict[str, Any]:

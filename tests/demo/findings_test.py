@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dlogp_jax.world import findings
+from dlogp_jax.demo import findings
 
 
 def test_thresholds_for_rates_hit_the_target_rates():

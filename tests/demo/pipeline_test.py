@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from dlogp_jax.cli import demo, demo_rl
+from dlogp_jax.cli import demo
+from dlogp_jax.demo import rl_pool, stages
+from dlogp_jax.demo.context import Ctx
+from dlogp_jax.demo.settings import DemoSettings
 from tests.cli.configs import get_config
 
 
@@ -30,7 +33,7 @@ def test_artefacts_and_report(smoke):
         png = root / "figures" / f"{name}.png"
         assert png.read_bytes()[:4] == b"\x89PNG" and f"figures/{name}.png" in report
         assert name in res
-    runs = demo_rl.rl_runs(config)
+    runs = DemoSettings.from_dict(config.to_dict()).rl.runs
     assert len(runs) == 3 * 2 and len(_models(root)) == 1 + len(runs)  # methods x seeds, + base
     assert all(len(c["eval"]) == config.rl.steps + 1 for c in res["reweighting"]["curves"].values())
 
@@ -66,8 +69,8 @@ def _accuracies(x, key=""):
 
 def test_accuracies_are_fractions(smoke):
     _, _, res = smoke
-    found = [v for k, v in _accuracies({k: res[k] for k in ("replacement", "extrapolation",
-                                                          "reweighting")})]  # fmt: skip
+    parts = {k: res[k] for k in ("replacement", "extrapolation", "reweighting")}
+    found = [v for k, v in _accuracies(parts)]
     assert len(found) > 30 and all(0.0 <= v <= 1.0 for v in found)
 
 
@@ -99,10 +102,10 @@ def test_rerun_reuses_every_stage(smoke, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a finished stage ran again")
 
-    for module in ("sample", "score", "train"):
-        monkeypatch.setattr(f"dlogp_jax.cli.{module}.run", refuse)
-    monkeypatch.setattr("dlogp_jax.cli.demo_rl.launch", refuse)
-    monkeypatch.setattr("dlogp_jax.cli.demo.build_base", refuse)
+    for tool in ("sample", "score"):
+        monkeypatch.setattr(f"dlogp_jax.demo.tools.{tool}", refuse)
+    monkeypatch.setattr("dlogp_jax.demo.rl_pool.launch", refuse)
+    monkeypatch.setattr("dlogp_jax.demo.pipeline.build_base", refuse)
     demo.run(config)
     assert json.loads((root / "results.json").read_text()) == res
     # Settings that do not change a result (how many train at once) do not invalidate anything.
@@ -127,10 +130,10 @@ def test_killed_sampling_run_resumes_to_the_same_samples(smoke):
 
 
 def test_fresh_dir_empties_other_settings(tmp_path):
-    d = demo.fresh_dir(tmp_path / "run", {"a": 1})
+    d = stages.fresh_dir(tmp_path / "run", {"a": 1})
     (d / "partial").write_text("x")
-    assert (demo.fresh_dir(tmp_path / "run", {"a": 1}) / "partial").exists()  # resumable
-    assert not (demo.fresh_dir(tmp_path / "run", {"a": 2}) / "partial").exists()
+    assert (stages.fresh_dir(tmp_path / "run", {"a": 1}) / "partial").exists()  # resumable
+    assert not (stages.fresh_dir(tmp_path / "run", {"a": 2}) / "partial").exists()
 
 
 def test_bad_stage_name(tmp_path):
@@ -141,12 +144,13 @@ def test_bad_stage_name(tmp_path):
 
 
 def test_failed_training_run_names_its_log(tmp_path):
-    ctx = demo.Ctx(get_config("demo", "smoke", workdir=str(tmp_path)), tmp_path, log=print)
+    config = get_config("demo", "smoke", workdir=str(tmp_path))
+    ctx = Ctx(DemoSettings.from_dict(config.to_dict()), tmp_path, log=print)
     log = tmp_path / "rl" / "none_s0" / "train.log"
     log.parent.mkdir(parents=True)
     log.write_text("step 1/3 ...\nerror: dynamic sampling kept 0 informative groups\n")
     with pytest.raises(SystemExit, match="(?s)none_s0 exited with status 1.*kept 0 informative"):
-        demo_rl.collect(ctx, "none", 0, returncode=1)
+        rl_pool.collect(ctx, "none", 0, returncode=1)
 
 
 @pytest.mark.parametrize(

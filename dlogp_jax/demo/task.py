@@ -9,11 +9,14 @@ Every intermediate value stays in [0, max_value] (operands are drawn so that it 
 character-level model can learn the arithmetic. A *slip* changes one step's result by a small amount
 (±1, ±2, ±10: an off-by-one or a dropped carry) and the later steps compute correctly from the wrong
 value; every operation is injective, so a slipped trace always ends in a wrong answer. Slipped traces
-are the imperfect supervision from which `world.sft` trains the base model.
+are the imperfect supervision from which `demo.sft` trains the base model.
 
 `check(response, answer)` is DAPO's `Answer:` matcher (`rl.rewards.dapo_answer`) on the response with
 special tokens removed; on this task's answers (non-negative integers) it agrees with `rewards.grade`.
 Splits are disjoint by problem text and deterministic given the seed.
+
+The paper measures its findings on math benchmarks with pretrained models; this world is small
+enough for a CPU, and its rewards are exact (docs/method.md §6).
 """
 
 from __future__ import annotations

@@ -15,7 +15,13 @@ slip per trace": sampled at temperature 1 it slips at each step with some probab
 other errors (copying, carries) too.
 
 Optimizer: AdamW with linear warmup and cosine decay to 10% of the peak, global-norm clipping; the
-step is jitted with its state donated. Models start from random init (no pretraining).
+step is jitted with its state donated. Models start from random init (no pretraining). This is not
+`rl.train_state.make_optimizer`: that one holds the learning rate constant after warmup (verl's
+DAPO recipe), while supervised training from scratch decays it; the base models (and every cached
+world) depend on this schedule.
+
+The paper starts RL from pretrained models; the demo's base is this tiny model trained on the spot,
+so that the whole pipeline runs on a CPU (docs/method.md §6).
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ import optax
 
 from dlogp_jax.analysis.sample_summary import mean_ci
 from dlogp_jax.data.prompts import render_prompt
+from dlogp_jax.demo import task
 from dlogp_jax.logprobs import token_logprobs
 from dlogp_jax.model import transformer
 from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.model.tokenizer import stop_token_ids
 from dlogp_jax.rl.train_state import TrainState, create
 from dlogp_jax.sampling import DecodeSpec, generate, left_pad
+from dlogp_jax.sampling.batches import fixed_batches
 from dlogp_jax.types import Array, Bool, Int
-from dlogp_jax.world import task
 
 LogFn = Callable[[int, dict[str, float]], None]
 
@@ -196,12 +204,12 @@ def train_sft(
     train_rows: Sequence[dict[str, Any]],
     tokenizer,
     config: ModelConfig,
+    *,
     steps: int,
     batch_size: int,
     lr: float,
     seed: int = 0,
     log_fn: LogFn | None = None,
-    *,
     slip_prob: float = 0.85,
     slip_ramp_frac: float = 0.5,
     max_value: int = 99,
@@ -280,25 +288,25 @@ def sample_responses(
     ids = prompt_ids(tokenizer, problems)
     width = _round_up(max(map(len, ids)), 32)  # coarse buckets: splits share one compilation
     prompt_batch = min(prompt_batch, len(ids))
-    end, eot = (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>"))
     spec = DecodeSpec(
-        mode="single", temperature=temperature, max_new_tokens=max_new_tokens,
-        stop_ids=(end, eot), pad_id=tokenizer.pad_token_id or 0, vocab_limit=len(tokenizer), n=n,
-    )  # fmt: skip
+        mode="single",
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        stop_ids=stop_token_ids(tokenizer),
+        pad_id=tokenizer.pad_token_id or 0,
+        vocab_limit=len(tokenizer),
+        n=n,
+    )
     out: list[list[str]] = []
-    for lo in range(0, len(ids), prompt_batch):
-        chunk = list(range(lo, min(lo + prompt_batch, len(ids))))
-        full = chunk + [chunk[0]] * (prompt_batch - len(chunk))
-        tokens, mask = left_pad([ids[i] for i in full], spec.pad_id, buckets=(width,))
-        res = generate(
-            params, tokens, mask, np.asarray(full, np.int32), spec=spec, config_base=config,
-            seed=seed,
-        )  # fmt: skip
+    for batch, real in fixed_batches(range(len(ids)), prompt_batch):
+        tokens, mask = left_pad([ids[i] for i in batch], spec.pad_id, buckets=(width,))
+        prompt_index = np.asarray(batch, np.int32)  # the random streams follow the problem
+        res = generate(params, tokens, mask, prompt_index, spec=spec, config_base=config, seed=seed)
         toks, lens = np.asarray(res.tokens), np.asarray(res.length)
         texts = tokenizer.batch_decode(
-            [toks[r, : lens[r]].tolist() for r in range(len(chunk) * n)], skip_special_tokens=True
+            [toks[r, : lens[r]].tolist() for r in range(real * n)], skip_special_tokens=True
         )
-        out.extend(texts[k * n : (k + 1) * n] for k in range(len(chunk)))
+        out.extend(texts[k * n : (k + 1) * n] for k in range(real))
     return out
 
 
@@ -319,8 +327,8 @@ def evaluate_accuracy(
     Returns:
       (accuracy = mean over problems of the fraction correct, per-problem fractions [len(rows)]).
     """
-    texts = sample_responses(params, config, tokenizer, [r["problem"] for r in rows], n, seed,
-                             **sample_kw)  # fmt: skip
+    problems = [r["problem"] for r in rows]
+    texts = sample_responses(params, config, tokenizer, problems, n, seed, **sample_kw)
     per = np.asarray(
         [np.mean([task.check(t, r["answer"]) for t in ts]) for ts, r in zip(texts, rows)]
     )

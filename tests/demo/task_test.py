@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dlogp_jax.data.rows import read_rows
+from dlogp_jax.demo import task
 from dlogp_jax.rl import rewards
-from dlogp_jax.world import task
 
 # (problem, solution, answer): solved by hand.
 SOLVED = [
@@ -34,8 +34,14 @@ def test_checker_agrees_with_rewards(problem, solution, answer):
     wrong = task.solution_text(chain, (0, 1))
     no_answer = solution.rsplit("\n", 1)[0]
     two_answers = wrong + "\n" + solution  # the last Answer line counts
-    for response, truth in [(solution, True), (wrong, False), (no_answer, False),
-                            (two_answers, True), (solution + "\n", True)]:  # fmt: skip
+    cases = [
+        (solution, True),
+        (wrong, False),
+        (no_answer, False),
+        (two_answers, True),
+        (solution + "\n", True),
+    ]
+    for response, truth in cases:
         assert task.check(response, answer) is truth
         assert rewards.grade(response, answer) is truth
         assert (rewards.dapo_answer(response, answer) > 0) is truth
@@ -113,6 +119,5 @@ def test_write_splits_loads_with_datasets(tmp_path):
     assert read_rows(paths["train"]) == train  # the library's own row reader
     meta = json.loads(paths["meta"].read_text())
     assert meta["seed"] == 5 and meta["max_steps"] == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "cache", "task.json", "test.parquet", "train.parquet"
-    ]  # fmt: skip
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["cache", "task.json", "test.parquet", "train.parquet"]

@@ -1,7 +1,9 @@
 """The demo's figures (PNG) and report.md, from the results dict the demo writes as results.json.
 
 Every plotted accuracy carries its 95% interval (error bars or bands) and every caption its sample
-count, so a reader can judge each difference without opening results.json.
+count, so a reader can judge each difference without opening results.json. The figures are
+analogues of the paper's Fig. 1b, 1c/2, 4 and 5 (docs/method.md §5), at the demo's scale
+(docs/method.md §6).
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from typing import Any
 import numpy as np
 
 from dlogp_jax import outputs
-from dlogp_jax.world import findings
+from dlogp_jax.demo import findings
 
-LABELS = {"dlogp": "Δlog p ≤ τ", "entropy_base": "base entropy ≥ τ", "entropy_rl": "RL entropy ≥ τ",
-          "kl_rl_base": "KL(RL‖base) ≥ τ", "kl_base_rl": "KL(base‖RL) ≥ τ", "kl_sym": "sym. KL ≥ τ",
-          "random": "random (U < τ)"}  # fmt: skip
+LABELS = {
+    "dlogp": "Δlog p ≤ τ",
+    "entropy_base": "base entropy ≥ τ",
+    "entropy_rl": "RL entropy ≥ τ",
+    "kl_rl_base": "KL(RL‖base) ≥ τ",
+    "kl_base_rl": "KL(base‖RL) ≥ τ",
+    "kl_sym": "sym. KL ≥ τ",
+    "random": "random (U < τ)",
+}
 
 
 def _plt():
@@ -48,8 +56,11 @@ def _band(ax, run: dict, label: str, color: str) -> None:
 def direction_figure(table: dict[str, np.ndarray], path: Path) -> Path:
     """Fig. 1b analogue: density (log y) of entropy, KL and Δlog p on base vs RL generations."""
     plt = _plt()
-    panels = (("entropy_base", "base-model entropy"), ("kl_rl_base", "KL(π_RL ‖ π_base)"),
-              ("dlogp", "Δlog p = log π_RL − log π_base"))  # fmt: skip
+    panels = (
+        ("entropy_base", "base-model entropy"),
+        ("kl_rl_base", "KL(π_RL ‖ π_base)"),
+        ("dlogp", "Δlog p = log π_RL − log π_base"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, (col, title) in zip(axes, panels):
         v = table[col]
@@ -57,8 +68,9 @@ def direction_figure(table: dict[str, np.ndarray], path: Path) -> Path:
         for g, color in (("base", "tab:blue"), ("rl", "tab:red")):
             x = v[table["group"] == g]
             dens, _ = np.histogram(x, edges, density=True)
-            ax.step(edges[:-1], np.where(dens > 0, dens, np.nan), where="post", color=color,
-                    label=f"{g} generations ({x.size} tokens)")  # fmt: skip
+            label = f"{g} generations ({x.size} tokens)"
+            dens = np.where(dens > 0, dens, np.nan)  # empty bins: no line at 0 on a log axis
+            ax.step(edges[:-1], dens, where="post", color=color, label=label)
         ax.set_yscale("log")
         ax.set_title(title)
         ax.set_ylabel("density")
@@ -72,9 +84,15 @@ def replacement_figure(rep: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, pts in rep["curves"].items():
         pts = sorted(pts, key=lambda p: p["rate"])
-        ax.errorbar([p["rate"] for p in pts], [p["accuracy"] for p in pts],
-                    yerr=[p["accuracy_ci95"] for p in pts], marker="o", ms=4, capsize=2,
-                    label=LABELS.get(name, name))  # fmt: skip
+        ax.errorbar(
+            [p["rate"] for p in pts],
+            [p["accuracy"] for p in pts],
+            yerr=[p["accuracy_ci95"] for p in pts],
+            marker="o",
+            ms=4,
+            capsize=2,
+            label=LABELS.get(name, name),
+        )
     _band(ax, rep["base"], "base", "tab:gray")
     _band(ax, rep["rl"], "RL", "black")
     n = rep["rl"]["num_prompts"], rep["rl"]["samples_per_prompt"]
@@ -89,16 +107,23 @@ def extrapolation_figure(ext: dict, path: Path) -> Path:
     """Fig. 4 analogue: selective extrapolation over γ and τ, and extrapolate_all, vs the RL model."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
+    tau_label = f"replacement rate (γ = {ext['gamma_star']:g})"
     series = (
         (axes[0], ext["gamma_grid"], "gamma", f"γ (τ = {ext['threshold']:.3g})", "selective"),
-        (axes[1], ext["tau_grid"], "rate", f"replacement rate (γ = {ext['gamma_star']:g})", "τ grid"),
+        (axes[1], ext["tau_grid"], "rate", tau_label, "τ grid"),
         (axes[2], ext["extrapolate_all"], "gamma", "γ", "extrapolate_all"),
-    )  # fmt: skip
+    )
     for ax, pts, key, xlabel, label in series:
         pts = sorted(pts, key=lambda p: p.get(key) if key != "rate" else p["replacement_rate"])
         xs = [p["replacement_rate"] if key == "rate" else p[key] for p in pts]
-        ax.errorbar(xs, [p["accuracy"] for p in pts], yerr=[p["accuracy_ci95"] for p in pts],
-                    marker="o", capsize=2, label=label)  # fmt: skip
+        ax.errorbar(
+            xs,
+            [p["accuracy"] for p in pts],
+            yerr=[p["accuracy_ci95"] for p in pts],
+            marker="o",
+            capsize=2,
+            label=label,
+        )
         _band(ax, ext["rl"], "RL", "black")
         ax.set_xlabel(xlabel)
         ax.legend(fontsize=7)
@@ -114,8 +139,11 @@ def reweighting_figure(rew: dict, path: Path) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     methods = list(dict.fromkeys(k.rsplit("_s", 1)[0] for k in rew["curves"]))
-    panels = (("eval", "eval_accuracy", "test accuracy"), ("train", "entropy", "entropy (train)"),
-              ("train", "response_length_mean", "response length (train)"))  # fmt: skip
+    panels = (
+        ("eval", "eval_accuracy", "test accuracy"),
+        ("train", "entropy", "entropy (train)"),
+        ("train", "response_length_mean", "response length (train)"),
+    )
     for ax, (part, key, title) in zip(axes, panels):
         for m in methods:
             runs = [c[part] for k, c in rew["curves"].items() if k.rsplit("_s", 1)[0] == m]
@@ -139,8 +167,8 @@ def figures(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     if "replacement" in results:
         out["replacement"] = replacement_figure(results["replacement"], out_dir / "replacement.png")
     if "extrapolation" in results:
-        out["extrapolation"] = extrapolation_figure(results["extrapolation"],
-                                                    out_dir / "extrapolation.png")  # fmt: skip
+        path = out_dir / "extrapolation.png"
+        out["extrapolation"] = extrapolation_figure(results["extrapolation"], path)
     if "reweighting" in results:
         out["reweighting"] = reweighting_figure(results["reweighting"], out_dir / "reweighting.png")
     return out
@@ -169,35 +197,43 @@ def _findings(res: dict) -> list[str]:
     rows = []
     if d := res.get("direction"):
         g, o = d["stats"]["groups"], d["stats"]["overlap"]
-        rows.append(["(a) Δlog p is directional; entropy and KL histograms overlap",
-                     d["finding"]["reproduced"],
-                     f"negative share of |Δlog p| > {d['stats']['tail']} tails: base gens "
-                     f"{g['base']['negative_share_of_tail']:.2f}, RL gens "
-                     f"{g['rl']['negative_share_of_tail']:.2f}; histogram overlap base vs RL gens: "
-                     f"entropy {o['entropy_base']:.2f}, KL {o['kl_rl_base']:.2f}, Δlog p tails "
-                     f"{o['dlogp_tails']:.2f}"])  # fmt: skip
+        numbers = (
+            f"negative share of |Δlog p| > {d['stats']['tail']} tails: base gens "
+            f"{g['base']['negative_share_of_tail']:.2f}, RL gens "
+            f"{g['rl']['negative_share_of_tail']:.2f}; histogram overlap base vs RL gens: "
+            f"entropy {o['entropy_base']:.2f}, KL {o['kl_rl_base']:.2f}, Δlog p tails "
+            f"{o['dlogp_tails']:.2f}"
+        )
+        claim = "(a) Δlog p is directional; entropy and KL histograms overlap"
+        rows.append([claim, d["finding"]["reproduced"], numbers])
     if r := res.get("replacement"):
         f = r["finding"]
         reach = ", ".join(f"{k} {_rate(v)}" for k, v in f["reach_rl"].items())
         half = ", ".join(f"{k} {_rate(v)}" for k, v in f["reach_half_gap"].items())
-        rows.append(["(b) Δlog p reaches RL accuracy with the fewest replacements",
-                     f["reproduced"], f"rate to reach RL accuracy ({r['rl']['accuracy']:.3f}): "
-                     f"{reach}; to close half the gap: {half}"])  # fmt: skip
+        numbers = (
+            f"rate to reach RL accuracy ({r['rl']['accuracy']:.3f}): {reach}; "
+            f"to close half the gap: {half}"
+        )
+        claim = "(b) Δlog p reaches RL accuracy with the fewest replacements"
+        rows.append([claim, f["reproduced"], numbers])
     if e := res.get("extrapolation"):
-        rows.append(["(c) selective extrapolation beats the RL model for some γ > 0",
-                     e["finding"]["reproduced"],
-                     f"γ = {e['gamma_star']:g} (chosen on validation), τ = {e['threshold']:.3g}: "
-                     f"test accuracy minus RL's {_diff(e['best_minus_rl'])} (paired over "
-                     f"{e['best_minus_rl']['num_prompts']} problems); minus selective replacement "
-                     f"at the same τ (γ = 0): {_diff(e['best_minus_replace'])}"])  # fmt: skip
+        numbers = (
+            f"γ = {e['gamma_star']:g} (chosen on validation), τ = {e['threshold']:.3g}: "
+            f"test accuracy minus RL's {_diff(e['best_minus_rl'])} (paired over "
+            f"{e['best_minus_rl']['num_prompts']} problems); minus selective replacement "
+            f"at the same τ (γ = 0): {_diff(e['best_minus_replace'])}"
+        )
+        claim = "(c) selective extrapolation beats the RL model for some γ > 0"
+        rows.append([claim, e["finding"]["reproduced"], numbers])
     if w := res.get("reweighting"):
         fin = "; ".join(f"{m} {s['mean']:.3f} ± {s['sd']:.3f} sd" for m, s in w["final"].items())
-        wmean = _mean_weight(w)
         diffs = "; ".join(f"{k} {_diff(v)}" for k, v in w["diffs"].items())
-        rows.append([f"(d) token reweighting (c = {res['config']['rl']['weight_c']:g}) beats DAPO",
-                     w.get("finding", {}).get("reproduced", "n/a"),
-                     f"final test accuracy over seeds: {fin}; differences (Welch 95%): {diffs}; "
-                     f"mean token weight: {wmean}"])  # fmt: skip
+        numbers = (
+            f"final test accuracy over seeds: {fin}; differences (Welch 95%): {diffs}; "
+            f"mean token weight: {_mean_weight(w)}"
+        )
+        claim = f"(d) token reweighting (c = {res['config']['rl']['weight_c']:g}) beats DAPO"
+        rows.append([claim, w.get("finding", {}).get("reproduced", "n/a"), numbers])
     return _table(["paper's finding", "reproduced here?", "numbers (95% intervals)"], rows)
 
 
@@ -223,13 +259,14 @@ def _tried(res: dict) -> list[str]:
         f"{r['lr']:g}; test Avg@{r['eval_n']} every {r['eval_every']} steps. Mean token weight "
         f"per method: {_mean_weight(res['reweighting']) if 'reweighting' in res else '-'}.",
     }
-    lines = [f"- ({k}) {verdicts[k]}: tried {tried[k]}" for k in "abcd"
-             if verdicts[k] not in (None, "yes")]  # fmt: skip
-    return (
-        ["", "What was tried where a finding did not plainly reproduce:", "", *lines]
-        if lines
-        else []
-    )
+    lines = [
+        f"- ({k}) {verdicts[k]}: tried {tried[k]}"
+        for k in "abcd"
+        if verdicts[k] not in (None, "yes")
+    ]
+    if not lines:
+        return []
+    return ["", "What was tried where a finding did not plainly reproduce:", "", *lines]
 
 
 def _mean_weight(w: dict) -> str:
@@ -242,52 +279,65 @@ def _mean_weight(w: dict) -> str:
 
 
 def _direction(d: dict) -> list[str]:
-    g, o = d["stats"]["groups"], d["stats"]["overlap"]
-    keys = (("num_tokens", "tokens"), ("near_zero_fraction", "|Δlog p| ≤ 0.1"),
-            ("negative_tail_fraction", f"Δlog p < −{d['stats']['tail']}"),
-            ("positive_tail_fraction", f"Δlog p > {d['stats']['tail']}"),
-            ("negative_share_of_tail", "negative share of tails"), ("dlogp_mean", "mean Δlog p"),
-            ("entropy_base_mean", "mean base entropy"), ("kl_rl_base_mean", "mean KL(RL‖base)"))  # fmt: skip
+    g, o, tail = d["stats"]["groups"], d["stats"]["overlap"], d["stats"]["tail"]
+    keys = (
+        ("num_tokens", "tokens"),
+        ("near_zero_fraction", "|Δlog p| ≤ 0.1"),
+        ("negative_tail_fraction", f"Δlog p < −{tail}"),
+        ("positive_tail_fraction", f"Δlog p > {tail}"),
+        ("negative_share_of_tail", "negative share of tails"),
+        ("dlogp_mean", "mean Δlog p"),
+        ("entropy_base_mean", "mean base entropy"),
+        ("kl_rl_base_mean", "mean KL(RL‖base)"),
+    )
     fmt = lambda v: v if isinstance(v, int) else f"{v:.4f}"  # noqa: E731
     rows = [[label, fmt(g["base"][k]), fmt(g["rl"][k])] for k, label in keys]
     lines = _table(["token statistic", "base generations", "RL generations"], rows) + [""]
-    return lines + _table(["overlap of base-gen and RL-gen histograms", "value"],
-                          [[k, f"{v:.3f}"] for k, v in o.items()])  # fmt: skip
+    overlaps = [[k, f"{v:.3f}"] for k, v in o.items()]
+    return lines + _table(["overlap of base-gen and RL-gen histograms", "value"], overlaps)
 
 
 def _replacement(r: dict) -> list[str]:
     rows = []
     for name, pts in r["curves"].items():
         for p in sorted(pts, key=lambda p: p["target_rate"]):
-            rows.append([name, f"{p['target_rate']:g}", f"{p['threshold']:.4g}",
-                         f"{p['rate']:.4f}", _acc(p)])  # fmt: skip
+            target, tau = f"{p['target_rate']:g}", f"{p['threshold']:.4g}"
+            rows.append([name, target, tau, f"{p['rate']:.4f}", _acc(p)])
     for name, p in r["ends"].items():
         rows.append([name, "-", "-", f"{p['rate']:.4f}", _acc(p)])
     c = r["checks"]
-    return _table(["criterion", "target rate", "τ", "measured rate", "test accuracy"], rows) + [
-        "", f"Checks: `none` − base = {_diff(c['none_minus_base'])} (identical samples expected); "
-        f"`all` − RL = {_diff(c['all_minus_rl'])} (same distribution, other random numbers)."]  # fmt: skip
+    checks = (
+        f"Checks: `none` − base = {_diff(c['none_minus_base'])} (identical samples expected); "
+        f"`all` − RL = {_diff(c['all_minus_rl'])} (same distribution, other random numbers)."
+    )
+    header = ["criterion", "target rate", "τ", "measured rate", "test accuracy"]
+    return _table(header, rows) + ["", checks]
 
 
 def _extrapolation(e: dict) -> list[str]:
     val = ", ".join(f"γ={g}: {a:.3f}" for g, a in e["val_accuracy_by_gamma"].items())
-    rows = [["selective, γ grid", f"{p['gamma']:g}", f"{p['replacement_rate']:.4f}", _acc(p)]
-            for p in e["gamma_grid"]]  # fmt: skip
-    rows += [["selective, τ grid", f"{e['gamma_star']:g}", f"{p['replacement_rate']:.4f}", _acc(p)]
-             for p in e["tau_grid"]]  # fmt: skip
+    star = f"{e['gamma_star']:g}"
+    rows = [
+        ["selective, γ grid", f"{p['gamma']:g}", f"{p['replacement_rate']:.4f}", _acc(p)]
+        for p in e["gamma_grid"]
+    ]
+    rows += [
+        ["selective, τ grid", star, f"{p['replacement_rate']:.4f}", _acc(p)] for p in e["tau_grid"]
+    ]
     rows += [["extrapolate_all", f"{p['gamma']:g}", "1", _acc(p)] for p in e["extrapolate_all"]]
     rows += [["RL model alone", "-", "-", _acc(e["rl"])]]
-    return [f"Validation accuracy by γ (Avg@{e.get('val_n', '?')}, used to choose γ): {val}.", ""] + _table(
-        ["decoding", "γ", "replacement rate", "test accuracy"], rows)  # fmt: skip
+    intro = f"Validation accuracy by γ (Avg@{e.get('val_n', '?')}, used to choose γ): {val}."
+    return [intro, ""] + _table(["decoding", "γ", "replacement rate", "test accuracy"], rows)
 
 
 def _reweighting(w: dict) -> list[str]:
-    rows = [[m, f"{s['mean']:.3f}", f"{s['sd']:.3f}", f"{s['min']:.3f} – {s['max']:.3f}", s["n"],
-             ", ".join(f"{v:.3f}" for v in w["final_by_seed"][m])]
-            for m, s in w["final"].items()]  # fmt: skip
-    return _table(
-        ["method", "final test acc. (mean)", "sd", "min – max", "seeds", "per seed"], rows
-    )
+    rows = []
+    for m, s in w["final"].items():
+        spread = f"{s['min']:.3f} – {s['max']:.3f}"
+        per_seed = ", ".join(f"{v:.3f}" for v in w["final_by_seed"][m])
+        rows.append([m, f"{s['mean']:.3f}", f"{s['sd']:.3f}", spread, s["n"], per_seed])
+    header = ["method", "final test acc. (mean)", "sd", "min – max", "seeds", "per seed"]
+    return _table(header, rows)
 
 
 def _times(seconds: dict[str, float]) -> str:
@@ -299,22 +349,25 @@ def _times(seconds: dict[str, float]) -> str:
 
 def markdown(res: dict, figures: dict[str, Path], root: Path) -> str:
     """report.md: setup, the four findings with verdicts, one section per experiment, definitions."""
-    w, cfg = res["world"], res["config"]
-    m = w["metrics"]
-    lines = ["# dlogp-demo report", "",
-             f"World: arithmetic chains, {cfg['world']['n_train']} train / {cfg['world']['n_val']} "
-             f"validation (held out of SFT and RL) / {cfg['world']['n_test']} test problems; a tiny "
-             f"Qwen2-architecture base SFT'd on slipped traces ({cfg['world']['steps']} steps). Base "
-             f"test Avg@{cfg['world']['eval_n']} at T = 1: {m['test_accuracy']['mean']:.3f} ± "
-             f"{m['test_accuracy']['ci95']:.3f}. RL: dlogp-train (DAPO), {cfg['rl']['steps']} steps, "
-             f"methods {cfg['rl']['methods']}, seeds {cfg['rl']['seeds']}. Accuracies are Avg@n over "
-             "problems with 95% intervals (problems as the unit); sample counts are in each table.",
-             "", "## Findings", ""]  # fmt: skip
+    world, rl = res["config"]["world"], res["config"]["rl"]
+    test = res["world"]["metrics"]["test_accuracy"]
+    setup = (
+        f"World: arithmetic chains, {world['n_train']} train / {world['n_val']} "
+        f"validation (held out of SFT and RL) / {world['n_test']} test problems; a tiny "
+        f"Qwen2-architecture base SFT'd on slipped traces ({world['steps']} steps). Base "
+        f"test Avg@{world['eval_n']} at T = 1: {test['mean']:.3f} ± "
+        f"{test['ci95']:.3f}. RL: dlogp-train (DAPO), {rl['steps']} steps, "
+        f"methods {rl['methods']}, seeds {rl['seeds']}. Accuracies are Avg@n over "
+        "problems with 95% intervals (problems as the unit); sample counts are in each table."
+    )
+    lines = ["# dlogp-demo report", "", setup, "", "## Findings", ""]
     lines += _findings(res) + _tried(res)
-    sections = (("direction", "1. Direction vs magnitude (Fig. 1b analogue)", _direction),
-                ("replacement", "2. Selective replacement (Fig. 1c / 2 analogue)", _replacement),
-                ("extrapolation", "3. Test-time extrapolation (Fig. 4 analogue)", _extrapolation),
-                ("reweighting", "4. Training-time reweighting (Fig. 5 analogue)", _reweighting))  # fmt: skip
+    sections = (
+        ("direction", "1. Direction vs magnitude (Fig. 1b analogue)", _direction),
+        ("replacement", "2. Selective replacement (Fig. 1c / 2 analogue)", _replacement),
+        ("extrapolation", "3. Test-time extrapolation (Fig. 4 analogue)", _extrapolation),
+        ("reweighting", "4. Training-time reweighting (Fig. 5 analogue)", _reweighting),
+    )
     for key, title, fn in sections:
         if key in res:
             lines += ["", f"## {title}", ""]

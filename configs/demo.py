@@ -33,7 +33,7 @@ def get_config(arg=None):
     c.stages = STAGES  # comma-separated subset (dependencies run or are reused automatically)
     c.mesh = "fsdp:-1"  # device mesh of every tool run, axis:size with -1 = the rest
 
-    # The world: task, tokenizer and SFT'd base (fields of dlogp_jax.world.WorldSettings).
+    # The world: task, tokenizer and SFT'd base (the flat fields of dlogp_jax.demo.WorldSettings).
     c.world = ml_collections.ConfigDict()
     c.world.seed = 0  # task split seed; also the SFT init/data seed
     c.world.n_train = 20_000  # training rows (the first n_val are held out as validation rows)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from dlogp_jax.model import hf_weights, transformer
 from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.rl.rewards import register_reward
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 CHARS = string.ascii_letters + string.digits + string.punctuation + " \n"
@@ -134,10 +135,4 @@ def first_digit_reward(response: str, ground_truth: str) -> float:
     return 1.0 if digits and digits[0] == ground_truth else -1.0
 
 
-def _register():
-    from dlogp_jax.rl.rewards import register_reward
-
-    register_reward("toy_first_digit")(first_digit_reward)
-
-
-_register()
+register_reward("toy_first_digit")(first_digit_reward)

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from dlogp_jax.errors import CheckpointError, DataError, UnsupportedModelError
-from dlogp_jax.runs import runtime, settings
+from dlogp_jax.runs import settings
 
 
 def fail(message: str) -> None:
@@ -62,22 +62,3 @@ def load_config(name: str, arg: str | None = None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(arg)
-
-
-# ----------------------------------------------------------------------------- for dlogp-demo
-# The demo still drives its runtime through a ConfigDict; these go once it calls dlogp_jax.runs.
-is_writer = runtime.is_writer
-
-
-def init_runtime(config):
-    """`runs.init_runtime` from a config's `mesh` and `distributed` fields."""
-    dist = config.get("distributed", None)
-    distributed = settings.Distributed(**dist.to_dict()) if dist is not None else None
-    return runtime.init_runtime(config.mesh, distributed)
-
-
-def local_path(path: str, field: str) -> str:
-    """`path`, or the end of the program when it is a URL (outputs use local file APIs)."""
-    if problems := settings.local_path_problems(path, field):
-        fail(problems[0])
-    return path

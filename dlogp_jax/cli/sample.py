@@ -13,7 +13,6 @@ from pathlib import Path
 
 from dlogp_jax import runs
 from dlogp_jax.cli import common
-from dlogp_jax.runs import samples_to_score_rows  # noqa: F401  (dlogp-demo imports it from here)
 
 
 def run(config) -> Path:

@@ -103,7 +103,8 @@ def test_padded_vocabulary_rows_get_no_probability(models, batch):
     got = logprobs.score_tokens(params, *batch, params_rl, config_rl=config_rl, **kw)
     ref = logprobs.score_tokens(params, *batch, cut, config_rl=cut_config, **kw)
     for name in logprobs.METRICS_TWO:
-        np.testing.assert_allclose(got[name], ref[name], rtol=1e-6, atol=1e-6, err_msg=name)
+        # 1e-5: float32 log-softmax over 5 fewer rows rounds differently (2.4e-6 seen on AVX-512).
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5, err_msg=name)
     # Without the limit the padding rows (logit 0) would take probability mass from every token.
     lp_limited = _naive_logp(config_rl, params_rl, batch, vocab)
     lp_full = _naive_logp(config_rl, params_rl, batch, config_rl.vocab_size)

@@ -8,6 +8,7 @@ processes (`rl_pool`), and only its config is built here.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,12 @@ def train_config(fields: dict[str, Any], sections: dict[str, dict[str, Any]]) ->
       fields: top-level fields (workdir, init_from, data, ...).
       sections: {section name: its fields} (rollout, loss, optimizer, trainer, eval).
     """
-    config = run_settings.config_dict(runs.TrainSettings())
+    # The defaults field by field: TrainSettings() itself is refused (it has no data yet).
+    defaults = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(runs.TrainSettings)
+    }
+    config = {name: run_settings.config_dict(value) for name, value in defaults.items()}
     config.update(fields)
     for name, section in sections.items():
         config[name] = {**config[name], **section}

@@ -109,6 +109,7 @@ class ScoreSettings:
     chunk_tokens: int = 1024  # tokens projected to the vocabulary at once (memory knob)
     max_length: int = 16384  # longer rows are refused
     top_k: int = 20  # most negative / positive Δlog p tokens listed in summary.json
+    top_alternatives: int = 0  # each model's K most probable tokens per position (dlogp-view: 5)
     demo: bool = False  # build tiny checkpoints and data under `out` first
     distributed: Distributed = Distributed()
 
@@ -117,7 +118,7 @@ class ScoreSettings:
         problems = _inputs(self, "score")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "batch_size", "length_bucket", "chunk_tokens", "max_length")
-        problems += _at_least(self, 0, "top_k")
+        problems += _at_least(self, 0, "top_k", "top_alternatives")
         _raise(problems)
 
 

@@ -7,7 +7,8 @@ The metrics are those of docs/method.md §1. Outputs in `settings.out`:
                   list columns top_ids_base, top_tokens_base, top_probs_base (and _rl): each
                   model's K most probable next tokens at that position, best first.
   summary.json    counts, mean/quantiles of every metric, |Δlog p| sparsity, extreme tokens.
-  histograms.png  density (log-y) of entropy, KL and Δlog p (the paper's Fig. 1b analogue).
+  histograms.png  density (log-y) of entropy, KL and Δlog p (the paper's Fig. 1b analogue): shared
+                  bins per metric, one colour per group; also histograms.pdf and .svg.
 Every row is validated before any scoring; the outputs are written (atomically) only at the end.
 """
 

@@ -29,6 +29,7 @@ tr.resp { cursor: pointer; } tr.resp:hover { background: #eef3ff; } tr.open { ba
 #prompt { white-space: pre-wrap; color: #555; border-left: 3px solid #ccc; padding-left: 8px; }
 #text { white-space: pre-wrap; font: 15px/1.9 ui-monospace, monospace; }
 #text span { border-radius: 2px; cursor: pointer; }
+#text span:empty { padding-left: 3px; }  /* a character's first bytes: still hoverable */
 #text span.hit { box-shadow: inset 0 -3px 0 #111; }
 #text span.s { text-decoration: underline dotted #333; }
 #text span.c { text-decoration: underline solid #e08000 3px; }

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from dlogp_jax import runs, toy
+from dlogp_jax.cli import score
+from tests.cli.configs import get_config
 from tests.view import pages
 
 BROWSER = next(
@@ -104,6 +106,31 @@ SAMPLE_CHECKS = r"""
 """
 
 
+REAL_CHECKS = r"""
+(function () {
+  const res = {bad: []}, q = (s) => Array.from(document.querySelectorAll(s)), V = window.dlogpView;
+  try {
+    const R = V.data.responses;
+    res.responses = R.length;
+    for (let i = 0; i < R.length; i++) {
+      q('tr.resp[data-i="' + i + '"]')[0].click();
+      const spans = q('#text span');
+      if (spans.length !== R[i].length || spans.map((s) => s.textContent).join('') !==
+          R[i].tok.join('')) res.bad.push(i);
+      if (spans.some((s) => !getComputedStyle(s).backgroundColor.startsWith('rgb('))) res.bad.push(i);
+    }
+    const spans = q('#text span'), mid = spans[Math.floor(spans.length / 2)];
+    mid.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+    res.panel = document.getElementById('panel').textContent;
+    res.alt_rows = q('#panel .alts tr').length;
+  } catch (e) { res.error = String(e) + ' ' + e.stack; }
+  const pre = document.createElement('pre');
+  pre.id = 'test-results'; pre.textContent = JSON.stringify(res);
+  document.body.appendChild(pre);
+})();
+"""
+
+
 def _chromium(tmp_path, *args):
     cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900"]
     cmd += [f"--user-data-dir={tmp_path / 'profile'}", *args]
@@ -164,3 +191,12 @@ def test_sample_page_marks_replacements_in_chromium(tmp_path):
     assert "".join(res["text"]) == "ab c" and res["changed"] == [1]
     assert 'proposed "z" → emitted "b"' in res["panel"] and "criterion fired: yes" in res["panel"]
     assert res["colour_options"] == ["dlogp"]
+
+
+def test_real_score_output_in_chromium(tmp_path):
+    """A real dlogp-score output (tiny pair, 24 responses, top 5 alternatives) through the page."""
+    out = score.run(get_config("score", "demo", out=str(tmp_path / "s"), top_alternatives=5))
+    res = _run_checks(tmp_path, runs.view(runs.ViewSettings(input=out)), REAL_CHECKS)
+    assert res["responses"] == 24 and res["bad"] == []
+    assert "base top-5" in res["panel"] and "KL(base‖RL)" in res["panel"]
+    assert res["alt_rows"] == 10  # five alternatives of each model

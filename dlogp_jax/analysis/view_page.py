@@ -92,7 +92,13 @@ JS = r"""
     }
   }
 
-  function paint() {  // colours and threshold marks of the open response
+  function hitText(hits, n) {
+    $('hits').textContent = hits + ' of ' + n + ' tokens selected by ' + NAMES[S.crit] +
+      (S.crit === 'dlogp' ? ' ≤ ' : ' ≥ ') + S.tau;
+    legend();
+  }
+
+  function paint() {  // colours and threshold marks of the open response, after a control changed
     if (S.open === null) return;
     const r = R[S.open], col = r.m[S.colour], crit = r.m[S.crit], spans = $('text').children;
     let hits = 0;
@@ -102,19 +108,19 @@ JS = r"""
       hits += hit;
       spans[i].classList.toggle('hit', hit);
     }
-    $('hits').textContent = hits + ' of ' + spans.length + ' tokens selected by ' +
-      NAMES[S.crit] + (S.crit === 'dlogp' ? ' ≤ ' : ' ≥ ') + S.tau;
-    legend();
+    hitText(hits, spans.length);
   }
 
   function open(i) {  // lazy: a response's elements exist only while it is open
     S.open = i; S.pinned = null;
-    const r = R[i], parts = new Array(r.tok.length);
-    for (let t = 0; t < r.tok.length; t++) {
+    const r = R[i], parts = new Array(r.tok.length), col = r.m[S.colour], crit = r.m[S.crit];
+    let hits = 0;
+    for (let t = 0; t < r.tok.length; t++) {  // colours and marks go into the one HTML string
       let cls = r.sel && r.sel[t] ? 's' : '';
       if (r.prop && r.prop[t] !== null) cls = 'c';
-      parts[t] = '<span data-i="' + t + '"' + (cls ? ' class="' + cls + '"' : '') + '>' +
-        esc(r.tok[t]) + '</span>';
+      if (S.highlight && fires(S.crit, crit[t])) { cls += ' hit'; hits++; }
+      parts[t] = '<span data-i="' + t + '" class="' + cls + '" style="background:' +
+        colour(S.colour, col[t]) + '">' + esc(r.tok[t]) + '</span>';
     }
     $('text').innerHTML = parts.join('');
     $('prompt').textContent = r.prompt || '';
@@ -124,7 +130,7 @@ JS = r"""
     $('panel').style.display = 'none';
     document.querySelectorAll('tr.resp').forEach((tr) =>
       tr.classList.toggle('open', Number(tr.dataset.i) === i));
-    paint();
+    hitText(hits, r.tok.length);
   }
 
   function alts(list) {

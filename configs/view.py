@@ -17,4 +17,5 @@ def get_config(arg=None):
     c.threshold = -0.3  # its first τ: dlogp selects Δlog p <= τ, entropy and KL >= τ
     c.tokenizer = ""  # checkpoint whose tokenizer decodes a sample output ("" = run.json's base)
     c.title = ""  # page title ("" = the input directory)
+    c.max_responses = 0  # keep the first N responses (0 = all; a huge page loads slowly)
     return c

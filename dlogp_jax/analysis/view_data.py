@@ -103,8 +103,12 @@ def _prompt_text(row: dict[str, Any] | None) -> str:
     return text if isinstance(text, str) else ""
 
 
-def from_score_dir(path: str | Path) -> dict[str, Any]:
+def from_score_dir(path: str | Path, max_responses: int = 0) -> dict[str, Any]:
     """The viewer payload of a `dlogp-score` output (tokens.parquet, summary.json).
+
+    Args:
+      path: the output directory.
+      max_responses: keep the first N responses by row (0 = all).
 
     Returns:
       {"kind": "score", "source", "metrics": [names], "alternatives": K, "responses": [...]};
@@ -121,7 +125,8 @@ def from_score_dir(path: str | Path) -> dict[str, Any]:
     row_ids, starts = np.unique(table["row"][order], return_index=True)
     bounds = list(starts[1:]) + [len(order)]
     responses = []
-    for r, (lo, hi) in zip(row_ids.tolist(), zip(starts.tolist(), bounds)):
+    spans = list(zip(row_ids.tolist(), zip(starts.tolist(), bounds)))
+    for r, (lo, hi) in spans[:max_responses] if max_responses else spans:
         idx = order[lo:hi]
         idx = idx[np.argsort(table["position"][idx], kind="stable")]
         data_row = rows[r] if rows is not None and r < len(rows) else None
@@ -147,12 +152,13 @@ def from_score_dir(path: str | Path) -> dict[str, Any]:
     return _payload("score", path, metrics, responses, alternatives=k)
 
 
-def from_sample_dir(path: str | Path, tokenizer) -> dict[str, Any]:
+def from_sample_dir(path: str | Path, tokenizer, max_responses: int = 0) -> dict[str, Any]:
     """The viewer payload of a `dlogp-sample` output (samples.jsonl, run.json).
 
     Values are those the sampler recorded: log p under both models and Δlog p of the token the
     base model proposed; `sel` [n] marks where the criterion fired and `prop` [n] holds the proposed
-    token's text where the emitted one differs (else null).
+    token's text where the emitted one differs (else null). `max_responses` keeps the first N
+    samples of samples.jsonl (0 = all).
     """
     path = Path(path)
     record = json.loads((path / "run.json").read_text())
@@ -161,6 +167,8 @@ def from_sample_dir(path: str | Path, tokenizer) -> dict[str, Any]:
     for line in (path / "samples.jsonl").read_text().splitlines():
         if not line.strip():
             continue
+        if max_responses and len(responses) == max_responses:
+            break
         s = json.loads(line)
         ids, proposed = s["token_ids"], s.get("proposed_ids", s["token_ids"])
         shown = display_tokens(tokenizer.convert_ids_to_tokens(ids))

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from absl import logging
+
 from dlogp_jax import outputs
 from dlogp_jax.analysis import view_data, view_page
 from dlogp_jax.errors import DataError
 from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.runs.settings import ViewSettings
+
+LARGE_MIB = 200  # a page above this size loads slowly (its JSON is parsed at once)
 
 
 def view(settings: ViewSettings) -> Path:
@@ -25,10 +29,10 @@ def view(settings: ViewSettings) -> Path:
     src = Path(settings.input)
     kind = check_input(src, settings)
     if kind == "score":
-        payload = view_data.from_score_dir(src)
+        payload = view_data.from_score_dir(src, settings.max_responses)
     else:
         base = settings.tokenizer or json.loads((src / "run.json").read_text())["base"]
-        payload = view_data.from_sample_dir(src, load_tokenizer(base))
+        payload = view_data.from_sample_dir(src, load_tokenizer(base), settings.max_responses)
     if settings.criterion not in payload["colourings"]:
         raise DataError(
             f"criterion={settings.criterion!r}: {src} holds {', '.join(payload['colourings'])} "
@@ -41,7 +45,23 @@ def view(settings: ViewSettings) -> Path:
         threshold=settings.threshold,
         criterion=settings.criterion,
     )
-    return outputs.write_text(out, page)
+    path = outputs.write_text(out, page)
+    size = path.stat().st_size / 2**20
+    logging.info(
+        "wrote %s: %d responses, %d tokens, %.1f MiB",
+        path,
+        len(payload["responses"]),
+        payload["num_tokens"],
+        size,
+    )
+    if size > LARGE_MIB:
+        logging.warning(
+            "%s is %.0f MiB: browsers get slow to load pages this large; --config.max_responses=N "
+            "keeps the first N responses.",
+            path,
+            size,
+        )
+    return path
 
 
 def check_input(src: Path, settings: ViewSettings) -> str:

@@ -133,11 +133,13 @@ class ViewSettings:
     threshold: float = -0.3  # its first τ: dlogp selects Δlog p <= τ, entropy and KL >= τ
     tokenizer: str = ""  # checkpoint whose tokenizer decodes a sample output ("" = run.json's base)
     title: str = ""  # page title ("" = the input directory)
+    max_responses: int = 0  # keep the first N responses (0 = all; a huge page loads slowly)
 
     def __post_init__(self):
         _paths(self, "input", "out", "tokenizer")
         problems = [] if self.input else ["input: set --config.input=DIR (a score/sample output)."]
         problems += local_path_problems(self.input, "input") + local_path_problems(self.out, "out")
+        problems += _at_least(self, 0, "max_responses")
         if self.criterion not in COLOURINGS:
             problems.append(f"criterion={self.criterion!r}: use one of {', '.join(COLOURINGS)}.")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):

@@ -23,8 +23,10 @@ def test_writes_one_self_contained_page(tmp_path):
     data = text.split('id="dlogp-data">')[1].split("</script>")[0]
     payload = json.loads(data)
     assert payload["colourings"][0] == "entropy_base" and payload["default_tau"] == 1.0
-    other = _view(input=src, out=tmp_path / "x" / "v.html")
+    other = _view(input=src, out=tmp_path / "x" / "v.html", max_responses=2)
     assert other == tmp_path / "x" / "v.html" and other.is_file()
+    data = other.read_text().split('id="dlogp-data">')[1].split("</script>")[0]
+    assert [r["row"] for r in json.loads(data)["responses"]] == [0, 1]
 
 
 def test_sample_output_with_a_tokenizer_override(tmp_path):
@@ -37,6 +39,13 @@ def test_sample_output_with_a_tokenizer_override(tmp_path):
     with pytest.raises(DataError, match="set --config.tokenizer=DIR"):
         _view(input=src)
     assert _view(input=src, tokenizer=base).is_file()
+    one = json.loads(
+        _view(input=src, tokenizer=base, max_responses=1)
+        .read_text()
+        .split('id="dlogp-data">')[1]
+        .split("</script>")[0]
+    )
+    assert len(one["responses"]) == 1
     with pytest.raises(DataError, match="criterion='kl_rl_base': .* holds dlogp only"):
         _view(input=src, tokenizer=base, criterion="kl_rl_base")
 
@@ -61,5 +70,5 @@ def test_bad_inputs_one_line(tmp_path):
         _view(input=s)
     with pytest.raises(ValueError, match="input: set --config.input=DIR"):
         runs.ViewSettings()
-    with pytest.raises(ValueError, match="criterion='x'.*threshold='a': must be a number"):
-        runs.ViewSettings(input="d", criterion="x", threshold="a")
+    with pytest.raises(ValueError, match="max_responses=-1.*criterion='x'.*threshold='a': must be"):
+        runs.ViewSettings(input="d", criterion="x", threshold="a", max_responses=-1)

@@ -32,6 +32,7 @@ def get_config(arg=None):
 
     # Report.
     c.top_k = 20  # most negative / positive Δlog p tokens listed in summary.json
+    c.top_alternatives = 0  # each model's K most probable tokens per position (dlogp-view: 5)
     c.demo = args.demo  # build tiny checkpoints and data under `out` first
     c.distributed = distributed()  # multi-host settings (config_args.distributed)
 

@@ -16,10 +16,12 @@ from dlogp_jax.runs import (
     SampleSettings,
     ScoreSettings,
     TrainSettings,
+    ViewSettings,
     sample,
     samples_to_score_rows,
     score,
     train,
+    view,
 )
 from dlogp_jax.sampling import DecodeSpec, generate
 from dlogp_jax.sharding import make_mesh
@@ -33,6 +35,7 @@ __all__ = [
     "SampleSettings",
     "ScoreSettings",
     "TrainSettings",
+    "ViewSettings",
     "apply",
     "export_params",
     "generate",
@@ -52,4 +55,5 @@ __all__ = [
     "score_tokens",
     "token_logprobs",
     "train",
+    "view",
 ]

@@ -90,19 +90,39 @@ def _model_projection(params, config: ModelConfig):
     return lambda h: transformer.logits_from_hidden(params, h, config)
 
 
-def _logprobs(project, h, targets, *, chunk_tokens: int, with_entropy: bool, vocab_limit):
-    """[M] log-probs of `targets` (and [M] entropies) from [M, D] hidden states `h`."""
+def top_tokens(logp: Float[Array, "C V"], k: int) -> dict[str, jax.Array]:
+    """The k most probable tokens of each row: `ids` [C, k] int32 and `logp` [C, k] fp32, best first.
+
+    Masked columns sit at -inf, so they come last (only when k exceeds the real vocabulary).
+    """
+    values, ids = jax.lax.top_k(logp, k)
+    return {"ids": ids.astype(jnp.int32), "logp": values}
+
+
+def _logprobs(
+    project, h, targets, *, chunk_tokens: int, with_entropy: bool, vocab_limit, top_k: int = 0
+):
+    """[M] log-probs of `targets` (and [M] entropies) from [M, D] hidden states `h`.
+
+    With top_k > 0 (no gradient path), also the [M, top_k] alternatives: (lp, ent, alternatives).
+    """
 
     def one(hc, tc):
         logp = _masked_log_softmax(project(hc), vocab_limit)
         lp = take(logp, tc)
+        if top_k:
+            return lp, entropy(logp), top_tokens(logp, top_k)
         return (lp, entropy(logp)) if with_entropy else lp
 
     return _chunked(one, (h, targets), chunk_tokens, remat=True)
 
 
-def _pair(projections, h_base, h_rl, targets, *, chunk_tokens: int, vocab_limit):
-    """METRICS_TWO of `targets` [M] from both models' hidden states; `projections` = (base, RL)."""
+def _pair(projections, h_base, h_rl, targets, *, chunk_tokens: int, vocab_limit, top_k: int = 0):
+    """METRICS_TWO of `targets` [M] from both models' hidden states; `projections` = (base, RL).
+
+    With top_k > 0 also each model's [M, top_k] alternatives (`top_ids_base`, `top_logp_base`,
+    `top_ids_rl`, `top_logp_rl`), taken from the same [C, V] chunk as the other metrics.
+    """
     project_b, project_r = projections
 
     def one(hb, hr, tc):
@@ -112,7 +132,7 @@ def _pair(projections, h_base, h_rl, targets, *, chunk_tokens: int, vocab_limit)
         tb, tr = take(lb, tc), take(lr, tc)
         # Both distributions share the masked columns, so lr - lb is finite wherever p > 0.
         diff = jnp.where(jnp.isfinite(lb) & jnp.isfinite(lr), lr - lb, 0.0)
-        return {
+        out = {
             "logp_base": tb,
             "logp_rl": tr,
             "dlogp": tr - tb,
@@ -121,6 +141,11 @@ def _pair(projections, h_base, h_rl, targets, *, chunk_tokens: int, vocab_limit)
             "kl_rl_base": jnp.sum(pr * diff, axis=-1),
             "kl_base_rl": -jnp.sum(pb * diff, axis=-1),
         }
+        if top_k:
+            for name, logp in (("base", lb), ("rl", lr)):
+                alt = top_tokens(logp, top_k)
+                out[f"top_ids_{name}"], out[f"top_logp_{name}"] = alt["ids"], alt["logp"]
+        return out
 
     return _chunked(one, (h_base, h_rl, targets), chunk_tokens)
 
@@ -183,11 +208,15 @@ def _shifted(h: jax.Array, tokens: jax.Array):
 
 
 def _unshift(flat: jax.Array, b: int, t: int) -> jax.Array:
-    return jnp.pad(flat.reshape(b, t - 1), ((0, 0), (1, 0)))
+    """[M, ...] per-prediction values -> [B, T, ...] with zeros at position 0."""
+    rest = flat.shape[1:]
+    pad = ((0, 0), (1, 0)) + ((0, 0),) * len(rest)
+    return jnp.pad(flat.reshape(b, t - 1, *rest), pad)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("config_base", "config_rl", "vocab_limit", "chunk_tokens")
+    jax.jit,
+    static_argnames=("config_base", "config_rl", "vocab_limit", "chunk_tokens", "top_alternatives"),
 )
 def score_tokens(
     params_base,
@@ -200,6 +229,7 @@ def score_tokens(
     config_rl: ModelConfig | None = None,
     vocab_limit: int,
     chunk_tokens: int = 512,
+    top_alternatives: int = 0,
 ) -> dict[str, jax.Array]:
     """Teacher-forced metrics of every token under one model or a (base, RL) pair.
 
@@ -209,9 +239,13 @@ def score_tokens(
       config_base, config_rl: static model configs.
       vocab_limit: V', the tokenizer's vocabulary size (`len(tokenizer)`); rows beyond are dropped.
       chunk_tokens: C, tokens projected to the vocabulary at once.
+      top_alternatives: K; > 0 adds each model's K most probable tokens at every position, taken
+        from the same [C, V] chunk (no [B, T, V] array): `top_ids` [B, T, K] int32 and `top_logp`
+        [B, T, K] fp32 with one model; `top_ids_base`, `top_logp_base`, `top_ids_rl`,
+        `top_logp_rl` with two.
     Returns:
-      dict of [B, T] fp32 arrays: `logp`, `entropy` with one model; METRICS_TWO with two. Entry t
-      scores tokens[:, t] given tokens[:, :t]; entry 0 is 0.
+      dict of [B, T] fp32 arrays: `logp`, `entropy` with one model; METRICS_TWO with two (plus the
+      [B, T, K] alternatives). Entry t scores tokens[:, t] given tokens[:, :t]; entry 0 is 0.
     """
     b, t = tokens.shape
     h_b, _ = transformer.hidden_states(
@@ -220,15 +254,19 @@ def score_tokens(
     hb, targets = _shifted(h_b, tokens)
     proj_b = _model_projection(params_base, config_base)
     if params_rl is None:
-        lp, ent = _logprobs(
+        got = _logprobs(
             proj_b,
             hb,
             targets,
             chunk_tokens=chunk_tokens,
             with_entropy=True,
             vocab_limit=vocab_limit,
+            top_k=top_alternatives,
         )
-        return {"logp": _unshift(lp, b, t), "entropy": _unshift(ent, b, t)}
+        out = {"logp": got[0], "entropy": got[1]}
+        if top_alternatives:
+            out.update(top_ids=got[2]["ids"], top_logp=got[2]["logp"])
+        return {k: _unshift(v, b, t) for k, v in out.items()}
     h_r, _ = transformer.hidden_states(
         params_rl, tokens, positions, None, input_mask, config=config_rl
     )
@@ -238,7 +276,13 @@ def score_tokens(
         proj_b = lambda h, p=proj_b: p(h)[:, :vocab_limit]
         proj_r = lambda h, p=proj_r: p(h)[:, :vocab_limit]
     out = _pair(
-        (proj_b, proj_r), hb, hr, targets, chunk_tokens=chunk_tokens, vocab_limit=vocab_limit
+        (proj_b, proj_r),
+        hb,
+        hr,
+        targets,
+        chunk_tokens=chunk_tokens,
+        vocab_limit=vocab_limit,
+        top_k=top_alternatives,
     )
     return {k: _unshift(v, b, t) for k, v in out.items()}
 

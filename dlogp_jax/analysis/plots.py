@@ -1,4 +1,10 @@
-"""Histograms of entropy, KL and Δlog p (docs/method.md §1; the paper's Fig. 1b): log y-axis."""
+"""Histograms of entropy, KL and Δlog p (docs/method.md §1; the paper's Fig. 1b): log y-axis.
+
+One panel per metric family; within a panel every curve shares the same bin edges, each group
+(e.g. which model wrote the response) has one colour, and the two models' versions of a metric
+(entropy under the base / RL model, KL in either direction) differ by line style. `histogram_figure`
+returns a matplotlib `Figure` built without pyplot, so it never switches the user's backend.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +12,105 @@ from pathlib import Path
 
 import numpy as np
 
+# (panel title, x-axis label, columns with their legend names)
 PANELS = (
-    ("Entropy", ("entropy_base", "entropy_rl")),
-    ("KL divergence", ("kl_rl_base", "kl_base_rl")),
-    ("Δlog p = log π_RL − log π_base", ("dlogp",)),
+    (
+        "Entropy",
+        "entropy H (nats)",
+        (("entropy_base", "under π_base"), ("entropy_rl", "under π_RL")),
+    ),
+    (
+        "KL divergence",
+        "KL divergence (nats)",
+        (("kl_rl_base", "KL(π_RL‖π_base)"), ("kl_base_rl", "KL(π_base‖π_RL)")),
+    ),
+    (
+        "Δlog p",
+        "Δlog p = log π_RL − log π_base (nats)",
+        (("dlogp", "Δlog p"),),
+    ),
 )
+ONE_MODEL = ("log p", "log π_base (nats)", (("logp_base", "log p"),))
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
+STYLES = ("-", "--", ":", "-.")
+FORMATS = ("png", "pdf", "svg")
 
 
-def histograms(table: dict[str, np.ndarray], path: str | Path, bins: int = 80, title: str = ""):
-    """Writes a PNG with one panel per metric family; one curve per (metric, group) pair.
+def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = ""):
+    """The histogram figure of a token table.
 
     Args:
-      table: token table columns (see `dlogp_jax.analysis.metrics`); an optional `group` column
-        (e.g. which model generated the response) gives separate curves.
-      path: output PNG (written via a temporary file and renamed).
+      table: token table columns, each [N] (see `dlogp_jax.analysis.metrics`); an optional [N]
+        `group` column gives one colour per group.
+      bins: bins per panel, shared by every curve of the panel.
+      title: the figure's title ("" = none).
+    Returns:
+      a `matplotlib.figure.Figure` (not attached to pyplot).
     """
-    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(t, [c for c in cols if c in table]) for t, cols in PANELS]
-    panels = [(t, cols) for t, cols in panels if cols] or [("log p", ["logp_base"])]
-    groups = sorted(set(table["group"])) if "group" in table else [""]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    for ax, (name, cols) in zip(axes[0], panels):
-        for col in cols:
+    panels = [(t, x, [c for c in cols if c[0] in table]) for t, x, cols in PANELS]
+    panels = [p for p in panels if p[2]] or [ONE_MODEL]
+    groups = sorted(set(table["group"].tolist())) if "group" in table else [""]
+    colour = {g: COLOURS[i % len(COLOURS)] for i, g in enumerate(groups)}
+    fig = Figure(figsize=(4.6 * len(panels), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, xlabel, cols) in zip(axes, panels):
+        values = [np.asarray(table[c], np.float64) for c, _ in cols]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values])
+        if finite.size == 0:
+            ax.set_visible(False)
+            continue
+        edges = np.histogram_bin_edges(finite, bins=bins)  # shared by every curve of the panel
+        for style, v in zip(STYLES, values):
             for g in groups:
-                v = table[col] if g == "" else table[col][table["group"] == g]
-                if v.size == 0:
+                x = v if g == "" else v[table["group"] == g]
+                x = x[np.isfinite(x)]
+                if x.size == 0:
                     continue
-                dens, edges = np.histogram(v, bins=bins, density=True)
-                label = col if g == "" else f"{col} [{g}]"
-                ax.step(edges[:-1], np.where(dens > 0, dens, np.nan), where="post", label=label)
+                dens, _ = np.histogram(x, bins=edges, density=True)
+                # No baseline: on a log axis the drop to 0 at each end would be a spurious wall.
+                y = np.where(dens > 0, dens, np.nan)
+                ax.stairs(y, edges, baseline=None, color=colour[g], ls=style, lw=1.4)
         ax.set_yscale("log")
         ax.set_title(name)
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("density (1/nat, log scale)")
+        ax.grid(alpha=0.25, which="major")
+        handles = [Line2D([], [], color=colour[g], lw=2, label=g) for g in groups if g]
+        if len(cols) > 1:
+            handles += [
+                Line2D([], [], color="0.3", ls=s, lw=1.4, label=label)
+                for (_, label), s in zip(cols, STYLES)
+            ]
+        if handles:
+            ax.legend(handles=handles, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    return fig
+
+
+def histograms(
+    table: dict[str, np.ndarray], path: str | Path, bins: int = 80, title: str = ""
+) -> Path:
+    """Writes `histogram_figure(table)` as PNG at `path` and as PDF and SVG beside it.
+
+    Args:
+      table: token table columns (see `histogram_figure`).
+      path: the PNG file; `path.with_suffix(".pdf")` and `.svg` are written too (each atomically).
+    Returns:
+      the PNG path.
+    """
+    fig = histogram_figure(table, bins=bins, title=title)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in FORMATS:
+        target = path.with_suffix(f".{fmt}")
+        tmp = target.with_name(f".{target.name}.tmp.{fmt}")  # the file appears whole or not at all
+        try:
+            fig.savefig(tmp, format=fmt, dpi=150)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path

@@ -24,16 +24,20 @@ from dlogp_jax.sharding import gather_to_host, place
 
 @dataclasses.dataclass(frozen=True)
 class BatchSettings:
-    """How examples are batched: rows per batch, padding granule, tokens per vocabulary chunk."""
+    """How examples are batched: rows per batch, padding granule, tokens per vocabulary chunk, and
+    how many top alternatives per token each model reports (0 = none)."""
 
     batch_size: int = 8
     length_bucket: int = 64
     chunk_tokens: int = 1024
+    top_alternatives: int = 0
 
     def __post_init__(self):
         for f in ("batch_size", "length_bucket", "chunk_tokens"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}.")
+        if self.top_alternatives < 0:
+            raise ValueError(f"top_alternatives must be >= 0, got {self.top_alternatives}.")
 
 
 def make_batches(examples: list[Example], settings: BatchSettings) -> Iterator[list[Example]]:
@@ -67,6 +71,8 @@ def score_examples(
     """Yields (example, metrics) with each metric a [len(response)] float32 array.
 
     Metric names: `logp`, `entropy` for one model; METRICS_TWO of `dlogp_jax.logprobs` for two.
+    With `settings.top_alternatives` = K > 0 also the alternatives of `logprobs.score_tokens`
+    (`top_ids*` [len(response), K] int32, `top_logp*` [len(response), K] float32).
     `on_batch(num_tokens)` is called after each batch (progress reporting).
     """
     for batch in make_batches(examples, settings):
@@ -81,10 +87,15 @@ def score_examples(
                 config_rl=pair.config_rl,
                 vocab_limit=pair.vocab_limit,
                 chunk_tokens=settings.chunk_tokens,
+                top_alternatives=settings.top_alternatives,
             )
         out = gather_to_host(out)
         for i, e in enumerate(batch):
             start, stop = len(e.prompt_ids), e.length
-            yield e, {k: v[i, start:stop].astype(np.float32) for k, v in out.items()}
+            yield e, {k: _cast(k, v[i, start:stop]) for k, v in out.items()}
         if on_batch is not None:
             on_batch(int(sum(len(e.response_ids) for e in batch)))
+
+
+def _cast(name: str, values: np.ndarray) -> np.ndarray:
+    return values.astype(np.int32 if name.startswith("top_ids") else np.float32)

@@ -12,6 +12,7 @@ from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
+from dlogp_jax.runs._view import view
 from dlogp_jax.runs.runtime import init_runtime, is_writer
 from dlogp_jax.runs.settings import (
     Distributed,
@@ -20,6 +21,7 @@ from dlogp_jax.runs.settings import (
     ScoreSettings,
     TrainerSettings,
     TrainSettings,
+    ViewSettings,
     config_dict,
     from_dict,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "ScoreSettings",
     "TrainSettings",
     "TrainerSettings",
+    "ViewSettings",
     "config_dict",
     "from_dict",
     "init_policy",
@@ -45,4 +48,5 @@ __all__ = [
     "score",
     "token_table",
     "train",
+    "view",
 ]

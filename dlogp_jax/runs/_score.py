@@ -3,9 +3,12 @@
 The metrics are those of docs/method.md §1. Outputs in `settings.out`:
   tokens.parquet  one row per response token: row, position, token_id, token, logp_base, logp_rl,
                   dlogp, entropy_base, entropy_rl, kl_rl_base, kl_base_rl (two-model columns only
-                  with an RL model); `group` when the data has one.
+                  with an RL model); `group` when the data has one; with top_alternatives = K,
+                  list columns top_ids_base, top_tokens_base, top_probs_base (and _rl): each
+                  model's K most probable next tokens at that position, best first.
   summary.json    counts, mean/quantiles of every metric, |Δlog p| sparsity, extreme tokens.
-  histograms.png  density (log-y) of entropy, KL and Δlog p (the paper's Fig. 1b analogue).
+  histograms.png  density (log-y) of entropy, KL and Δlog p (the paper's Fig. 1b analogue): shared
+                  bins per metric, one colour per group; also histograms.pdf and .svg.
 Every row is validated before any scoring; the outputs are written (atomically) only at the end.
 """
 
@@ -51,7 +54,12 @@ def score(settings: ScoreSettings) -> Path:
         chat_template=settings.chat_template,
         max_length=settings.max_length,
     )
-    batching = BatchSettings(settings.batch_size, settings.length_bucket, settings.chunk_tokens)
+    batching = BatchSettings(
+        settings.batch_size,
+        settings.length_bucket,
+        settings.chunk_tokens,
+        top_alternatives=settings.top_alternatives,
+    )
     total = sum(len(e.response_ids) for e in examples)
     logging.info("scoring %d rows, %d response tokens", len(examples), total)
     bar = tqdm(total=total, unit="tok", desc="scoring", disable=not runtime.is_writer())
@@ -88,7 +96,9 @@ def token_table(
     Returns:
       columns row, position, token_id, token, then the metrics in `metrics.METRIC_COLUMNS` order
       (`logp`/`entropy` of one model named `logp_base`/`entropy_base`), and `group` when any
-      example has one; each [total response tokens].
+      example has one; each [total response tokens]. [n, K] alternatives (`top_ids*`,
+      `top_logp*`) become list columns top_ids_<model>, top_tokens_<model>, top_probs_<model>
+      (Python lists of K entries per token), after the rest.
     """
     results = sorted(results, key=lambda r: r[0].row)
     cols: dict[str, list] = {"row": [], "position": [], "token_id": [], "token": []}
@@ -102,13 +112,30 @@ def token_table(
         groups.append(np.full(n, ex.group, object))
         for k, v in m.items():
             name = {"logp": "logp_base", "entropy": "entropy_base"}.get(k, k)
+            name = {"top_ids": "top_ids_base", "top_logp": "top_logp_base"}.get(name, name)
             cols.setdefault(name, []).append(v)
     names = ["row", "position", "token_id", "token"]
     names += [c for c in metrics.METRIC_COLUMNS if c in cols]  # the documented column order
     table = {k: np.concatenate(cols[k]) if cols[k] else np.zeros(0) for k in names}
     if any(ex.group for ex, _ in results):
         table["group"] = np.concatenate(groups).astype(str)
+    for model in ("base", "rl"):
+        if f"top_ids_{model}" in cols:
+            table.update(_alternatives(cols, model, tokenizer))
     return table
+
+
+def _alternatives(cols: dict[str, list], model: str, tokenizer) -> dict[str, list]:
+    """List columns of one model's [n, K] alternatives: ids, token strings, probabilities."""
+    ids = np.concatenate(cols[f"top_ids_{model}"]).astype(np.int64)
+    probs = np.exp(np.concatenate(cols[f"top_logp_{model}"]).astype(np.float64))
+    k = ids.shape[1]
+    flat = tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist())
+    return {
+        f"top_ids_{model}": ids.tolist(),
+        f"top_tokens_{model}": [flat[i : i + k] for i in range(0, len(flat), k)],
+        f"top_probs_{model}": np.round(probs, 6).astype(np.float32).tolist(),
+    }
 
 
 def build_demo(out: Path) -> tuple[Path, Path, Path]:

@@ -17,6 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dlogp_jax.analysis.view_data import COLOURINGS
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
@@ -109,6 +110,7 @@ class ScoreSettings:
     chunk_tokens: int = 1024  # tokens projected to the vocabulary at once (memory knob)
     max_length: int = 16384  # longer rows are refused
     top_k: int = 20  # most negative / positive Δlog p tokens listed in summary.json
+    top_alternatives: int = 0  # each model's K most probable tokens per position (dlogp-view: 5)
     demo: bool = False  # build tiny checkpoints and data under `out` first
     distributed: Distributed = Distributed()
 
@@ -117,7 +119,31 @@ class ScoreSettings:
         problems = _inputs(self, "score")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "batch_size", "length_bucket", "chunk_tokens", "max_length")
-        problems += _at_least(self, 0, "top_k")
+        problems += _at_least(self, 0, "top_k", "top_alternatives")
+        _raise(problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewSettings:
+    """`view`: one self-contained HTML page of a `score` or `sample` output's tokens."""
+
+    input: str = ""  # a dlogp-score or dlogp-sample output directory
+    out: str = ""  # the HTML file to write ("" = <input>/view.html)
+    criterion: str = "dlogp"  # the threshold control's first metric (dlogp, entropy_*, kl_*)
+    threshold: float = -0.3  # its first τ: dlogp selects Δlog p <= τ, entropy and KL >= τ
+    tokenizer: str = ""  # checkpoint whose tokenizer decodes a sample output ("" = run.json's base)
+    title: str = ""  # page title ("" = the input directory)
+    max_responses: int = 0  # keep the first N responses (0 = all; a huge page loads slowly)
+
+    def __post_init__(self):
+        _paths(self, "input", "out", "tokenizer")
+        problems = [] if self.input else ["input: set --config.input=DIR (a score/sample output)."]
+        problems += local_path_problems(self.input, "input") + local_path_problems(self.out, "out")
+        problems += _at_least(self, 0, "max_responses")
+        if self.criterion not in COLOURINGS:
+            problems.append(f"criterion={self.criterion!r}: use one of {', '.join(COLOURINGS)}.")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
+            problems.append(f"threshold={self.threshold!r}: must be a number.")
         _raise(problems)
 
 

@@ -176,3 +176,12 @@ def test_command_line_error_is_one_line_and_exit_1(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: checkpoint directory") and "does not exist" in last
     assert "Traceback" not in proc.stderr
+
+
+def test_top_alternatives_are_list_columns(tmp_path):
+    out = score.run(get_config("score", "demo", out=str(tmp_path / "d"), top_alternatives=5))
+    table = pq.read_table(out / "tokens.parquet").to_pydict()
+    extra = [f"top_{c}_{m}" for m in ("base", "rl") for c in ("ids", "tokens", "probs")]
+    assert list(table) == TWO_MODEL_COLUMNS + extra
+    assert all(len(r) == 5 for c in extra for r in table[c])
+    assert all(p[0] >= np.exp(lp) - 1e-5 for p, lp in zip(table["top_probs_rl"], table["logp_rl"]))

@@ -13,8 +13,13 @@ PRESETS = {
     runs.ScoreSettings: ("score", [None, "demo"]),
     runs.SampleSettings: ("sample", [None, "demo", "paper"]),
     runs.TrainSettings: ("dapo", ["tiny", "qwen2p5_math_7b", "qwen3_8b_base"]),
+    runs.ViewSettings: ("view", [None]),
 }
-INPUTS = {"score": dict(base="b", data="d"), "sample": dict(base="b", rl="r", data="d")}
+INPUTS = {
+    "score": dict(base="b", data="d"),
+    "sample": dict(base="b", rl="r", data="d"),
+    "view": dict(input="d"),
+}
 
 
 @pytest.mark.parametrize("cls", list(PRESETS))

@@ -36,7 +36,7 @@ def evaluate(
     Args:
       params, model: the policy and its ModelConfig.
       tokenizer: decodes the [P*n, M] responses.
-      prompts: list of data.sources.PromptRow (the eval split), all decoded.
+      prompts: list of data.prompts.Prompt (the eval split), all decoded.
       spec: single-mode DecodeSpec (temperature, max_new_tokens, n, stops, vocab_limit).
       seed: generation seed (fixed across evaluations, so curves compare like with like).
       tp: prompt length bucket (left padding). mesh: the device mesh.

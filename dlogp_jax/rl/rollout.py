@@ -192,7 +192,7 @@ def collect(
     Args:
       cfg: rollout settings (R = cfg.n responses per prompt).
       next_prompts: callable returning this process's next [gen_prompts] prompt indices.
-      params, model: the policy and its ModelConfig. prompts: every prompt (data.sources.PromptRow).
+      params, model: the policy and its ModelConfig. prompts: every prompt (data.prompts.Prompt).
       spec: the rollout DecodeSpec. seeds: callable round -> int generation seed.
       tp: Tp, the prompt length bucket. tokenizer: decodes responses for the rewards.
       grader: scores them. mesh: the device mesh.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlogp_jax import toy
-from dlogp_jax.data.sources import PromptRow
+from dlogp_jax.data.prompts import Prompt
 from dlogp_jax.model import transformer
 from dlogp_jax.model.tokenizer import stop_token_ids
 from dlogp_jax.rl import evaluate as evaluate_mod
@@ -17,7 +17,7 @@ N = 3
 M = 8
 # Prompt i, sample j is correct where PATTERNS[i][j] == "c": per-prompt accuracy 1, 1/3, 0, 2/3, 1/3.
 PATTERNS = ["ccc", "cww", "www", "cwc", "wcw"]
-PROMPTS = [PromptRow(ids=(5,), answer="1", data_source="toy") for _ in PATTERNS]
+PROMPTS = [Prompt(index=i, ids=(5,), answer="1", data_source="toy") for i in range(len(PATTERNS))]
 
 
 class FakeTokenizer:
@@ -96,8 +96,8 @@ def test_tiny_model_results_do_not_depend_on_batch_prompts():
     config = toy.tiny_config(len(tok))
     params = transformer.init(jax.random.key(0), config, std=0.3)
     prompts = [
-        PromptRow(ids=tuple(tok.encode(text)), answer="", data_source="toy")
-        for text in ("Say 1.", "Say 22.", "Hi")
+        Prompt(index=i, ids=tuple(tok.encode(text)), answer="", data_source="toy")
+        for i, text in enumerate(("Say 1.", "Say 22.", "Hi"))
     ]
     spec = DecodeSpec(
         mode="single",

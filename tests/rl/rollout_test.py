@@ -9,7 +9,7 @@ PATTERNS.
 import numpy as np
 import pytest
 
-from dlogp_jax.data.sources import PromptRow
+from dlogp_jax.data.prompts import Prompt
 from dlogp_jax.rl import rollout
 from dlogp_jax.rl.rollout import Groups, NotEnoughGroups, RolloutConfig
 
@@ -19,7 +19,7 @@ TP = 3  # prompt bucket
 # One entry per prompt: what its N responses are (c correct, w wrong). Rounds take 4 prompts each:
 # round 0 keeps [0], round 1 keeps [5], round 2 keeps [8, 10, 11] (cc / ww groups carry no signal).
 PATTERNS = ["cw", "cc", "ww", "ww", "ww", "cw", "cc", "ww", "wc", "cc", "cw", "wc"]
-PROMPTS = [PromptRow(ids=(7, 7), answer="1", data_source="toy") for _ in PATTERNS]
+PROMPTS = [Prompt(index=i, ids=(7, 7), answer="1", data_source="toy") for i in range(len(PATTERNS))]
 
 
 class FakeTokenizer:
@@ -165,8 +165,8 @@ def test_score_round_routes_rewards_by_source_and_shapes_overlong():
     """Rewards per data_source prefix; accuracy from the raw reward; the overlong penalty
     (max_response_len 4, buffer 2) only on the shaped reward."""
     prompts = [
-        PromptRow(ids=(1,), answer="1", data_source="math_dapo"),
-        PromptRow(ids=(1,), answer="1", data_source="other"),
+        Prompt(index=0, ids=(1,), answer="1", data_source="math_dapo"),
+        Prompt(index=1, ids=(1,), answer="1", data_source="other"),
     ]
     cfg = RolloutConfig(
         n=2,

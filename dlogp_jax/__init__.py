@@ -1,7 +1,7 @@
 """dlogp_jax: the direction of RLVR updates (Δlog p) in JAX.
 
 Facade: re-exports the public API; implementations live in the submodules. The runs (`score`,
-`sample`, `train` and their settings) are the notebook API; the model, metric and decoding
+`sample`, `train`, `grade` and their settings) are the notebook API; the model, metric and decoding
 functions below them are the library.
 """
 
@@ -13,9 +13,11 @@ from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.model.transformer import apply, hidden_states, init
 from dlogp_jax.runs import (
+    GradeSettings,
     SampleSettings,
     ScoreSettings,
     TrainSettings,
+    grade,
     sample,
     samples_to_score_rows,
     score,
@@ -27,6 +29,7 @@ from dlogp_jax.sharding import make_mesh
 __all__ = [
     "CheckpointError",
     "DecodeSpec",
+    "GradeSettings",
     "KVCache",
     "ModelConfig",
     "ModelPair",
@@ -36,6 +39,7 @@ __all__ = [
     "apply",
     "export_params",
     "generate",
+    "grade",
     "hidden_states",
     "init",
     "init_cache",

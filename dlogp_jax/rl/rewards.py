@@ -229,8 +229,9 @@ def _grade_one(job: tuple[RewardFn | None, str, str]) -> float:
 def _worker_main(conn, math_verify_s: int) -> None:
     """A grading process: announces itself ready, then answers one job at a time until None."""
     _LIMITS["math_verify_s"] = math_verify_s
-    import math_verify  # noqa: F401  (imported before "ready": a job's clock is its own work)
-
+    # math-verify's first call imports sympy and builds its parsers (seconds): done before
+    # "ready", so that a job's clock counts only its own work.
+    math_equal("\\frac{1}{2}", "0.5")
     conn.send(("ready", None))
     while (job := conn.recv()) is not None:
         try:
@@ -316,7 +317,7 @@ class Grader:
         fn = None if name == "accuracy" else REWARDS[name]
         jobs = [(fn, r, t) for r, t in zip(responses, truths, strict=True)]
         self.timed_out = [False] * len(jobs)
-        if self.workers == 0:
+        if self.workers == 0 or not jobs:
             return [_grade_one(j) for j in jobs]
         lost = 0.0 if name == "accuracy" else self.timeout_value
         out = self._run(jobs, lost)

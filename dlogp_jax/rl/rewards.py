@@ -324,6 +324,23 @@ class Grader:
         self.timeouts += sum(self.timed_out)
         return out
 
+    def score_each(
+        self, names: list[str], responses: list[str], truths: list[str]
+    ) -> tuple[list[float], list[bool]]:
+        """Each response's own reward `names[i]` (e.g. chosen by its data source), one `score`
+        call per distinct name so that the workers stay busy.
+
+        Returns:
+          ([N] rewards, [N] timed-out flags), in the order of `responses`.
+        """
+        scores, late = [0.0] * len(responses), [False] * len(responses)
+        for name in sorted(set(names)):
+            idx = [k for k, n in enumerate(names) if n == name]
+            got = self.score(name, [responses[k] for k in idx], [truths[k] for k in idx])
+            for k, s, t in zip(idx, got, self.timed_out):
+                scores[k], late[k] = s, t
+        return scores, late
+
     def _run(self, jobs: list[tuple], lost: float) -> list[float]:
         while len(self._pool) < self.workers:
             self._pool.append(self._spawn())

@@ -111,16 +111,9 @@ def grade(settings: GradeSettings) -> Path:
     out = Path(settings.out)
     records = read_responses(settings)
     names = grader_names(settings, [r["source"] for r in records])
-    scores = [0.0] * len(records)
-    late = [False] * len(records)
     with Grader(workers=settings.workers, timeout_s=settings.timeout_s) as grader:
-        for name in sorted(set(names)):  # one call per grader: the pool stays busy
-            idx = [k for k, n in enumerate(names) if n == name]
-            got = grader.score(
-                name, [records[k]["response"] for k in idx], [records[k]["answer"] for k in idx]
-            )
-            for k, s, t in zip(idx, got, grader.timed_out or [False] * len(idx)):
-                scores[k], late[k] = s, t
+        responses = [r["response"] for r in records]
+        scores, late = grader.score_each(names, responses, [r["answer"] for r in records])
     rows, groups, seen = [], {}, {}
     for rec, name, s, t in zip(records, names, scores, late):
         pred = answer_key(name, rec["response"])

@@ -105,3 +105,10 @@ def test_a_raising_reward_is_an_error_and_the_grader_recovers():
 def test_math_verify_limits_sit_inside_the_outer_one():
     assert rewards.math_verify_limit(10.0) == 2  # 2 parses + a comparison: 6 s < 10 s
     assert rewards.math_verify_limit(1.0) == 1  # whole seconds (signal.alarm) at least 1
+
+
+def test_score_each_uses_each_responses_own_reward():
+    responses = ["Answer: 3", "\\boxed{3}", "Answer: 3", "\\boxed{3}"]
+    names = ["dapo_answer", "dapo_answer", "boxed_math_verify", "boxed_math_verify"]
+    scores, late = rewards.Grader(workers=0).score_each(names, responses, ["3"] * 4)
+    assert scores == [1.0, -1.0, -1.0, 1.0] and late == [False] * 4

@@ -115,3 +115,39 @@ def accuracy_metrics(groups: Mapping[Any, Sequence[tuple[bool, str | None]]]) ->
         for k in ks
     }
     return out
+
+
+def paired_difference(a: Mapping[Any, float], b: Mapping[Any, float]) -> dict[str, float]:
+    """Mean over the shared prompts of a[p] − b[p] with a 95% t-interval (df = prompts − 1).
+
+    Args:
+      a, b: prompt -> per-prompt accuracy of two runs on the same prompts.
+    Returns:
+      {mean, ci95 (NaN below two shared prompts), num_prompts}.
+    """
+    keys = [k for k in a if k in b]
+    d = np.asarray([a[k] - b[k] for k in keys], np.float64)
+    return mean_ci(d)
+
+
+def welch_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """mean(a) − mean(b) with a Welch 95% interval over independent replicates (e.g. seeds).
+
+    Args:
+      a, b: per-replicate values of two methods, at least two on each side.
+    Returns:
+      {mean, ci95, df}; ci95 is 0 when every replicate is equal on both sides.
+    Raises:
+      ValueError: fewer than two replicates on a side (its variance is unknown, not zero).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.size < 2 or b.size < 2:
+        raise ValueError(
+            f"a Welch interval needs at least two replicates per side; got {a.size} and {b.size}."
+        )
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    mean = float(a.mean() - b.mean())
+    if va + vb == 0:
+        return {"mean": mean, "ci95": 0.0, "df": float(a.size + b.size - 2)}
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    return {"mean": mean, "ci95": float(t_quantile(df) * np.sqrt(va + vb)), "df": float(df)}

@@ -93,3 +93,18 @@ def test_sample_summary_reports_the_same_metrics():
     for key in ("accuracy", "accuracy_ci95", "samples_per_prompt", "pass_at_k", "maj_at_k"):
         assert got[key] == want[key]
     assert got["grading_timeouts"] == 1
+
+
+def test_paired_and_welch_differences():
+    a, b = {0: 1.0, 1: 0.5, 2: 0.25}, {0: 0.5, 1: 0.5, 2: 0.0, 3: 1.0}
+    d = np.asarray([0.5, 0.0, 0.25])
+    got = accuracy.paired_difference(a, b)
+    assert got["mean"] == pytest.approx(0.25) and got["num_prompts"] == 3
+    assert got["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3))
+    x, y = [0.40, 0.42, 0.38], [0.30, 0.36]
+    ref = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.95)
+    w = accuracy.welch_difference(x, y)
+    assert w["mean"] - w["ci95"] == pytest.approx(ref.low)
+    assert w["mean"] + w["ci95"] == pytest.approx(ref.high)
+    with pytest.raises(ValueError, match="at least two replicates per side"):
+        accuracy.welch_difference([0.4], [0.3, 0.35])

@@ -1,7 +1,7 @@
 """dlogp_jax: the direction of RLVR updates (Δlog p) in JAX.
 
 Facade: re-exports the public API; implementations live in the submodules. The runs (`score`,
-`sample`, `train` and their settings) are the notebook API; the model, metric and decoding
+`sample`, `train`, `grade` and their settings) are the notebook API; the model, metric and decoding
 functions below them are the library.
 """
 
@@ -13,10 +13,12 @@ from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer
 from dlogp_jax.model.transformer import apply, hidden_states, init
 from dlogp_jax.runs import (
+    GradeSettings,
     SampleSettings,
     ScoreSettings,
     TrainSettings,
     ViewSettings,
+    grade,
     sample,
     samples_to_score_rows,
     score,
@@ -29,6 +31,7 @@ from dlogp_jax.sharding import make_mesh
 __all__ = [
     "CheckpointError",
     "DecodeSpec",
+    "GradeSettings",
     "KVCache",
     "ModelConfig",
     "ModelPair",
@@ -39,6 +42,7 @@ __all__ = [
     "apply",
     "export_params",
     "generate",
+    "grade",
     "hidden_states",
     "init",
     "init_cache",

@@ -1,4 +1,4 @@
-"""The runs: score, sample and train as functions of a frozen settings dataclass.
+"""The runs: score, sample, train and grade as functions of a frozen settings dataclass.
 
 Each run owns its outputs (run files, resume, atomic writes, grading); the CLIs in `dlogp_jax.cli`
 only turn a config into settings and call these. Facade: implementations live in the submodules;
@@ -9,6 +9,7 @@ are re-exported here so that one import builds any settings.
 from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
+from dlogp_jax.runs._grade import grade
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
@@ -17,6 +18,7 @@ from dlogp_jax.runs.runtime import init_runtime, is_writer
 from dlogp_jax.runs.settings import (
     Distributed,
     EvalSettings,
+    GradeSettings,
     SampleSettings,
     ScoreSettings,
     TrainerSettings,
@@ -29,6 +31,7 @@ from dlogp_jax.runs.settings import (
 __all__ = [
     "Distributed",
     "EvalSettings",
+    "GradeSettings",
     "LossConfig",
     "OptimizerConfig",
     "RolloutConfig",
@@ -39,6 +42,7 @@ __all__ = [
     "ViewSettings",
     "config_dict",
     "from_dict",
+    "grade",
     "init_policy",
     "init_runtime",
     "is_writer",

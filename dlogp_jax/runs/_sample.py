@@ -4,9 +4,11 @@ The decoding modes are those of docs/method.md ยง2 (selective replacement) and ย
 extrapolation). Outputs in `settings.out`:
   samples.jsonl  one line per sample: prompt_index, sample_index, text, token_ids, proposed_ids,
                  selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
-                 replacement_rate, and answer/correct when the data has answers.
-  summary.json   prompts, samples, mean length, replacement rate, finish reasons, accuracy (Avg@n
-                 with a 95% interval over prompts) when answers are given, tokens/s.
+                 replacement_rate, and answer/correct when the data has answers (timed_out:
+                 true when grading ran out of time: then correct is false).
+  summary.json   prompts, samples, mean length, replacement rate, finish reasons, tokens/s, and
+                 when answers are given accuracy (Avg@n with a 95% t-interval over prompts),
+                 pass_at_k, maj_at_k and grading_timeouts (analysis.accuracy, as dlogp-grade).
   run.json       the settings that determine the samples; a re-run with the same `out` continues
                  where it stopped (finished prompts are kept), and refuses different settings.
 """
@@ -204,8 +206,11 @@ def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> li
     if graded:
         responses = [clean[k] for k in graded]
         scores = grader.score("accuracy", responses, [rows[k]["answer"] for k in graded])
-        for k, s in zip(graded, scores):
+        timed_out = getattr(grader, "timed_out", None) or [False] * len(graded)
+        for k, s, late in zip(graded, scores, timed_out):
             rows[k]["correct"] = bool(s)
+            if late:  # only then: rows of runs without timeouts are as before
+                rows[k]["timed_out"] = True
     return rows
 
 

@@ -198,6 +198,43 @@ class SampleSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class GradeSettings:
+    """`grade`: responses from any engine graded against answers (Avg@n, pass@k, maj@k)."""
+
+    data: str = ""  # .jsonl / .parquet: one response (or a list of them) and an answer per row
+    out: str = "runs/grade"
+    # dapo_answer | boxed_math_verify | accuracy (rewards.grade) | by_source | a registered reward
+    grader: str = "by_source"
+    # by_source: data_source prefix -> grader ("prefix:grader,..."), else default_grader.
+    rewards_by_source: str = "math_dapo:dapo_answer,aime:dapo_answer"
+    default_grader: str = "boxed_math_verify"
+    response_field: str = "response"  # a string or a list of strings; dotted names reach inside
+    answer_field: str = "answer"  # e.g. reward_model.ground_truth for verl parquet
+    prompt_field: str = "prompt_index"  # groups the samples of a prompt; absent = the row alone
+    data_source_field: str = "data_source"
+    strip_special_tokens: bool = True  # grade text without <|...|> tokens (as DAPO / our sampler)
+    workers: int = 2  # grading processes (0 = in process)
+    timeout_s: float = 10.0  # wall-clock limit of one response's grading
+
+    def __post_init__(self):
+        _paths(self, "data", "out")
+        problems = [] if self.data else ["data: set --config.data=FILE (responses and answers)."]
+        problems += local_path_problems(self.out, "out") + _at_least(self, 0, "workers")
+        if isinstance(self.timeout_s, bool) or not (
+            isinstance(self.timeout_s, numbers.Real) and self.timeout_s > 0
+        ):
+            problems.append(f"timeout_s={self.timeout_s!r}: must be a number > 0.")
+        try:
+            parse_rewards_by_source(self.rewards_by_source)
+        except ValueError:
+            problems.append("rewards_by_source: write 'source_prefix:grader,...'.")
+        for name in ("response_field", "answer_field"):
+            if not getattr(self, name):
+                problems.append(f"{name}: name the column.")
+        _raise(problems)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalSettings:
     """Held-out Avg@n every `every` steps and at step 0 (data="" or every=0: off)."""
 

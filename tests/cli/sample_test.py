@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dlogp_jax import toy
+from dlogp_jax import runs, toy
 from dlogp_jax.cli import sample
 from dlogp_jax.data.rows import DataError
 from dlogp_jax.model.tokenizer import stop_token_ids
@@ -65,6 +65,20 @@ def test_outputs_and_summary(tmp_path, inputs):
     assert summary["num_samples"] == 18 and summary["samples_per_prompt"] == 3
     assert 0 <= summary["accuracy"] <= 1 and 0 < summary["replacement_rate"] <= 1
     assert summary["mean_length"] == pytest.approx(sum(r["length"] for r in rows) / 18)
+    assert list(summary["pass_at_k"]) == list(summary["maj_at_k"]) == ["1", "2", "3"]
+    assert summary["pass_at_k"]["1"] == pytest.approx(summary["accuracy"])
+    assert summary["grading_timeouts"] == 0
+    # dlogp-grade on the same samples (answered prompts) reports the same metrics.
+    answered = tmp_path / "answered.jsonl"
+    answered.write_text("".join(json.dumps(r) + "\n" for r in rows if "answer" in r))
+    graded = runs.grade(
+        runs.GradeSettings(
+            data=answered, out=tmp_path / "g", grader="accuracy", response_field="text", workers=0
+        )
+    )
+    regraded = json.loads((graded / "summary.json").read_text())
+    for key in ("accuracy", "accuracy_ci95", "pass_at_k", "maj_at_k"):
+        assert regraded[key] == pytest.approx(summary[key], nan_ok=True), key
 
 
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, inputs):

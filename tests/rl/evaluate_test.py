@@ -78,11 +78,11 @@ def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches)
     )
     assert batches == want_batches  # one shape: the last batch is padded with its last prompt
     # Per-prompt accuracy x = (1, 1/3, 0, 2/3, 1/3): mean 7/15, deviations (8, -2, -7, 3, -2)/15,
-    # sample variance 130/225/4 = 13/90, 95% half-width 1.96·sqrt(13/90/5).
+    # sample variance 130/225/4 = 13/90, 95% half-width t(0.975, df=4)·sqrt(13/90/5), t = 2.776.
     # Lengths 1 + i + j over i < 5, j < 3: mean 1 + 2 + 1.
     assert got == {
         "eval_accuracy": pytest.approx(7 / 15),
-        "eval_accuracy_ci95": pytest.approx(1.96 * np.sqrt(13 / 450)),
+        "eval_accuracy_ci95": pytest.approx(2.7764451 * np.sqrt(13 / 450)),
         "eval_length_mean": pytest.approx(4.0),
         "eval_num_prompts": 5,
         "eval_n": N,

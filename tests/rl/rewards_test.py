@@ -1,5 +1,7 @@
 """Answer extraction and rewards on a table of answers."""
 
+import time
+
 import pytest
 
 from dlogp_jax.rl import rewards
@@ -61,3 +63,52 @@ def test_grader_processes_match_inline_and_registry():
     assert rewards.Grader(workers=0).score("dapo_answer", responses, truths) == [-1.0, 1.0, -1.0]
     with pytest.raises(KeyError, match="unknown reward 'nope'"):
         rewards.Grader(workers=0).score("nope", [], [])
+
+
+def slow_first(response: str, truth: str) -> float:
+    """+1 / -1 like `grade`, but the response "slow" takes 4 s (a stuck math-verify call)."""
+    if response == "slow":
+        time.sleep(4.0)
+    return 1.0 if rewards.grade(response, truth) else -1.0
+
+
+def failing(response: str, truth: str) -> float:
+    raise ValueError("broken reward")
+
+
+rewards.register_reward("test_slow_first")(slow_first)
+rewards.register_reward("test_failing")(failing)
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_a_slow_job_never_changes_another_jobs_score(workers):
+    # The measured case of issue 11: 2 workers, 1 s limit, one 4 s job; with 1 worker the fast
+    # jobs wait behind the slow one (and a replacement worker's start-up), longer than the limit.
+    responses = ["slow", "\\boxed{1}", "\\boxed{2}", "\\boxed{5}"]
+    truths = ["1", "1", "2", "3"]
+    with rewards.Grader(workers=workers, timeout_s=1.0) as g:
+        g.score("test_slow_first", ["\\boxed{0}"], ["0"])  # workers up: timing the jobs only
+        assert g.score("test_slow_first", responses, truths) == [-1.0, 1.0, 1.0, -1.0]
+        assert g.timed_out == [True, False, False, False]
+        assert g.score("test_slow_first", responses[1:], truths[1:]) == [1.0, 1.0, -1.0]
+        assert g.timeouts == 1 and g.timed_out == [False, False, False]
+        assert g.score("accuracy", ["slow"], ["1"]) == [0.0]  # grade itself is fast: no timeout
+
+
+def test_a_raising_reward_is_an_error_and_the_grader_recovers():
+    with rewards.Grader(workers=1, timeout_s=30.0) as g:
+        with pytest.raises(RuntimeError, match="ValueError: broken reward"):
+            g.score("test_failing", ["x"], ["1"])
+        assert g.score("dapo_answer", ["Answer: 1"], ["1"]) == [1.0]
+
+
+def test_math_verify_limits_sit_inside_the_outer_one():
+    assert rewards.math_verify_limit(10.0) == 2  # 2 parses + a comparison: 6 s < 10 s
+    assert rewards.math_verify_limit(1.0) == 1  # whole seconds (signal.alarm) at least 1
+
+
+def test_score_each_uses_each_responses_own_reward():
+    responses = ["Answer: 3", "\\boxed{3}", "Answer: 3", "\\boxed{3}"]
+    names = ["dapo_answer", "dapo_answer", "boxed_math_verify", "boxed_math_verify"]
+    scores, late = rewards.Grader(workers=0).score_each(names, responses, ["3"] * 4)
+    assert scores == [1.0, -1.0, -1.0, 1.0] and late == [False] * 4

@@ -14,6 +14,7 @@ PRESETS = {
     runs.SampleSettings: ("sample", [None, "demo", "paper"]),
     runs.TrainSettings: ("dapo", ["tiny", "qwen2p5_math_7b", "qwen3_8b_base"]),
     runs.ViewSettings: ("view", [None]),
+    runs.GradeSettings: ("grade", [None]),
 }
 INPUTS = {
     "score": dict(base="b", data="d"),
@@ -39,6 +40,8 @@ def test_defaults_are_the_configs_defaults():
     assert runs.from_dict(runs.SampleSettings, sample) == runs.SampleSettings(base="b", data="d")
     dapo = get_config("dapo", toy_task=True).to_dict()
     assert runs.from_dict(runs.TrainSettings, dapo) == runs.TrainSettings(toy_task=True)
+    grade = get_config("grade", data="d").to_dict()
+    assert runs.from_dict(runs.GradeSettings, grade) == runs.GradeSettings(data="d")
 
 
 def test_config_json_is_the_config_dump():

@@ -16,16 +16,20 @@ and gets its own copy of the partial last page (clone-on-fork); the last sample 
 holder's references and the original partial page. A prompt whose length is a multiple of Z has
 no partial page: all its samples share every prompt page.
 
+Page shortage: a sequence that needs a page when none is free waits without emitting, while
+the youngest live sequence is preempted (freed, re-queued at the front, restarted from its
+prompt with the same tokens; see `rounds.py`). It ends with `cache_full` only when it stalls
+with nothing else running (pages held by prompts awaiting their other samples count as taken).
+Admission keeps one free page of headroom.
+
 Samples equal the static decoder's (`sampling.generate`) token for token: the same step
 functions and per-sequence keys, with the same prompt and generated tokens at the same RoPE
 positions (numerical noise aside, as between meshes). Differences: `num_steps` counts decode
-steps over all rounds; a sequence that needs a page when none is free ends with `cache_full`
-after the token it could not store (that token is kept: it was drawn from valid logits).
+steps over all rounds, and `cache_full` means "exceeds the page budget", not "exceeds S".
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 
@@ -33,7 +37,7 @@ import jax
 import numpy as np
 
 from dlogp_jax.engine import adapter, rounds
-from dlogp_jax.engine.rounds import Admission, EngineState
+from dlogp_jax.engine.host import Host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,7 @@ _init = jax.jit(
 )
 _prefill = jax.jit(rounds.prefill, static_argnames=("configs",), donate_argnames=("state",))
 _admit = jax.jit(rounds.admit, static_argnames=("pad_id",), donate_argnames=("state",))
+_drop = jax.jit(rounds.drop_refs, donate_argnames=("state",))
 _round = jax.jit(
     rounds.run_round,
     static_argnames=(*_STATIC, "round_steps", "width"),
@@ -87,6 +92,7 @@ class EngineStats:
       prefilled_prompts: prompts prefilled (once each per model: n samples share one prefill).
       peak_live_seqs: most sequences decoding together.
       peak_pages_used: most pages referenced at once (of `EngineConfig.num_pages`).
+      preempted: sequences restarted because they could not get a page while others ran.
     """
 
     rounds: int
@@ -94,171 +100,7 @@ class EngineStats:
     prefilled_prompts: int
     peak_live_seqs: int
     peak_pages_used: int
-
-
-def _pow2(x: int) -> int:
-    return 1 << max(x - 1, 0).bit_length()
-
-
-@dataclasses.dataclass
-class _Holder:
-    """A prefilled prompt whose samples are not all admitted yet."""
-
-    tokens: list[int]
-    pages: list[int]
-    hold_row: int
-
-
-@dataclasses.dataclass
-class _Start:
-    """One admission: a (prompt, sample) pair into a slot."""
-
-    slot: int
-    holder: _Holder
-    prompt: int
-    sample: int
-    row: list[int]  # its page-table row
-    refs: list[int]  # pages gaining a reference
-    clone: tuple[int, int] | None  # (src, dst) copy of the partial prompt page
-
-
-class _Host:
-    """Host-side bookkeeping of one `generate_paged` call: queue, holders, slots, outputs."""
-
-    def __init__(self, prompts, spec, engine: EngineConfig, table_width: int):
-        self.prompts, self.spec, self.engine, self.table_width = prompts, spec, engine, table_width
-        self.queue = collections.deque((p, j) for p in range(len(prompts)) for j in range(spec.n))
-        self.holders: dict[int, _Holder] = {}
-        self.free_hold_rows = list(range(engine.max_seqs + 1))
-        self.slot_seq: list[tuple[int, int] | None] = [None] * engine.max_seqs
-        self.seq_len = np.zeros(engine.max_seqs, np.int64)
-        self.refcount = np.zeros(engine.num_pages, np.int64)
-        rows = len(prompts) * spec.n
-        empty = adapter.empty_records(spec, 1)
-        # [P·n, M] each, filled from retired slots (row p·n + j)
-        self.records = {k: np.repeat(np.asarray(v), rows, axis=0) for k, v in empty.items()}
-        self.length = np.zeros(rows, np.int32)
-        self.reason = np.zeros(rows, np.int32)
-        self.num_steps = 0
-        self.rounds = 0
-        self.prefilled = 0
-        self.peak_live = 0
-        self.peak_pages = 0
-
-    def admit(self) -> tuple[list[_Holder], list[_Start]]:
-        """Pops queued pairs into idle slots while pages last: (prompts to prefill, starts)."""
-        z, n = self.engine.page_size, self.spec.n
-        free = collections.deque(np.flatnonzero(self.refcount == 0).tolist())
-        idle = [b for b, s in enumerate(self.slot_seq) if s is None]
-        busy = len(idle) < self.engine.max_seqs
-        new, starts, released = [], [], []
-        while self.queue and idle:
-            p, j = self.queue[0]
-            tokens = self.prompts[p]
-            holder = self.holders.get(p)
-            last, partial = j == n - 1, len(tokens) % z != 0
-            need = (math.ceil(len(tokens) / z) if holder is None else 0) + (partial and not last)
-            # Keep one page for growth, else wait for running sequences to free some. With
-            # nothing running the budget check of `generate_paged` guarantees the fit.
-            if need + 1 > len(free) and (busy or starts):
-                break
-            self.queue.popleft()
-            if holder is None:
-                pages = [free.popleft() for _ in range(math.ceil(len(tokens) / z))]
-                holder = self.holders[p] = _Holder(tokens, pages, self.free_hold_rows.pop())
-                new.append(holder)
-            full = holder.pages[: len(tokens) // z]
-            if last:  # inherits the holder's references, partial page included
-                start = _Start(0, holder, p, j, list(holder.pages), [], None)
-                released.append(self.holders.pop(p).hold_row)
-            elif not partial:
-                start = _Start(0, holder, p, j, full, full, None)
-            else:
-                clone = free.popleft()
-                own = full + [clone]
-                start = _Start(0, holder, p, j, own, own, (holder.pages[-1], clone))
-            start.slot = idle.pop(0)
-            self.slot_seq[start.slot] = (p, j)
-            self.seq_len[start.slot] = len(tokens)
-            starts.append(start)
-        self.free_hold_rows.extend(released)  # reusable once this pass's prefill has run
-        return new, starts
-
-    def prefill_args(self, new: list[_Holder]):
-        """(tokens [Q, Tq], lengths [Q], table [Q, Tq / Z], hold_rows [Q]).
-
-        Q is always B (a pass admits at most B prompts) and Tq a power-of-2 number of pages: few
-        shapes, so few compilations; padding rows cost compute only in the prefill.
-        """
-        z, q = self.engine.page_size, self.engine.max_seqs
-        width = _pow2(max(len(h.pages) for h in new))
-        tokens = np.zeros((q, width * z), np.int32)
-        lengths = np.zeros(q, np.int32)
-        table = np.full((q, width), -1, np.int32)
-        hold = np.full(q, self.engine.max_seqs + 1, np.int32)
-        for i, h in enumerate(new):
-            tokens[i, : len(h.tokens)] = h.tokens
-            lengths[i], hold[i] = len(h.tokens), h.hold_row
-            table[i, : len(h.pages)] = h.pages
-        return tokens, lengths, table, hold
-
-    def admission(self, starts: list[_Start], prompt_index) -> Admission:
-        """The starts as fixed-shape arrays (A = B rows; padding targets slot B and page P)."""
-        b, p_total, w = self.engine.max_seqs, self.engine.num_pages, self.table_width
-        ints = lambda fill=0: np.full(b, fill, np.int32)
-        a = Admission(
-            slots=ints(b),
-            hold_rows=ints(),
-            seq_len=ints(),
-            table=np.full((b, w), -1, np.int32),
-            prompt_index=ints(),
-            sample_index=ints(),
-            ref_ids=np.full(b * w, p_total, np.int32),
-            clone_src=ints(),
-            clone_dst=ints(p_total),
-        )
-        k = 0
-        for i, s in enumerate(starts):
-            a.slots[i], a.hold_rows[i], a.seq_len[i] = (
-                s.slot,
-                s.holder.hold_row,
-                len(s.holder.tokens),
-            )
-            a.prompt_index[i], a.sample_index[i] = prompt_index[s.prompt], s.sample
-            a.table[i, : len(s.row)] = s.row
-            a.ref_ids[k : k + len(s.refs)] = s.refs
-            k += len(s.refs)
-            if s.clone is not None:
-                a.clone_src[i], a.clone_dst[i] = s.clone
-        return a
-
-    def width(self) -> int:
-        """Page-table columns the next round reads: live length + R, bucketed to a power of 2."""
-        live = [self.seq_len[b] for b, s in enumerate(self.slot_seq) if s is not None]
-        cols = math.ceil((max(live) + self.engine.round_steps) / self.engine.page_size)
-        return min(_pow2(cols), self.table_width)
-
-    def sync(self, state: EngineState, steps) -> None:
-        """Reads the round's small results back and retires the slots that ended."""
-        small = (state.live, state.step, state.finish_reason, state.pages.seq_len)
-        small = (*small, state.pages.refcount, steps, state.peak_pages)
-        live, length, reason, seq_len, refcount, steps, peak = jax.device_get(small)
-        self.peak_pages = int(peak)
-        if (refcount < 0).any():
-            raise RuntimeError("engine page accounting: a page was released more than once.")
-        self.refcount, self.seq_len = np.array(refcount), np.array(seq_len)
-        self.num_steps += int(steps)
-        self.rounds += 1
-        ended = [b for b, s in enumerate(self.slot_seq) if s is not None and not live[b]]
-        if ended:
-            got = jax.device_get({k: v[np.asarray(ended)] for k, v in state.records.items()})
-            for i, b in enumerate(ended):
-                p, j = self.slot_seq[b]
-                row = p * self.spec.n + j
-                for k, v in got.items():
-                    self.records[k][row] = v[i]
-                self.length[row], self.reason[row] = length[b], reason[b]
-                self.slot_seq[b] = None
+    preempted: int
 
 
 def generate_paged(params_base, prompt_tokens, prompt_mask, prompt_index, **kw):
@@ -313,7 +155,7 @@ def run_paged(
     configs = (config_base,) if params_rl is None else (config_base, config_rl)
     knobs, static_spec = adapter.knobs_of(spec)
     table_width = math.ceil((longest + spec.max_new_tokens) / z)
-    host = _Host(prompts, spec, engine, table_width)
+    host = Host(prompts, spec, engine, table_width)
     state = _init(
         params,
         np.int32(seed),
@@ -333,6 +175,10 @@ def run_paged(
         if starts:
             state = _admit(state, host.admission(starts, index), pad_id=spec.pad_id)
         running = sum(s is not None for s in host.slot_seq)
+        if not running and host.queue and len(host.holders) > 1:
+            state = _drop(state, host.drop_holders())
+            host.refcount = np.array(jax.device_get(state.pages.refcount))
+            continue
         if not running:
             break
         host.peak_live = max(host.peak_live, running)
@@ -359,5 +205,6 @@ def run_paged(
         prefilled_prompts=host.prefilled,
         peak_live_seqs=host.peak_live,
         peak_pages_used=host.peak_pages,
+        preempted=host.preempted,
     )
     return out, stats

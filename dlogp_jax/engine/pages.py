@@ -80,20 +80,23 @@ def num_free(pages: PageState) -> jax.Array:
 
 
 def allocate(
-    refcount: Int[Array, " P"], want: Bool[Array, " B"]
+    refcount: Int[Array, " P"], want: Bool[Array, " B"], priority: Int[Array, " B"] | None = None
 ) -> tuple[Int[Array, " B"], Int[Array, " P"]]:
     """One fresh page for each row of `want`, lowest free page first, while pages last.
 
     Args:
       refcount: [P] int32 counts. want: [B] bool rows asking for a page.
+      priority: [B] int32, smaller served first (default: row order).
     Returns:
       (page [B] int32: the page granted, or P where not wanted or none was left;
        refcount with each granted page at 1).
     """
     p, b = refcount.shape[0], want.shape[0]
     free_ids = jnp.nonzero(refcount == 0, size=b, fill_value=p)[0]  # [B] first free pages
-    rank = jnp.cumsum(want.astype(jnp.int32)) - 1
-    page = jnp.where(want, free_ids[jnp.clip(rank, 0, b - 1)], p)
+    key = jnp.arange(b) if priority is None else priority
+    order = jnp.argsort(jnp.where(want, key, jnp.iinfo(jnp.int32).max), stable=True)
+    rank = jnp.zeros((b,), jnp.int32).at[order].set(jnp.arange(b, dtype=jnp.int32))
+    page = jnp.where(want, free_ids[rank], p)
     return page, refcount.at[page].add(1, mode="drop")
 
 

@@ -6,10 +6,17 @@ columns, Q prompts prefilled together, Tq their (bucketed, right-padded) length,
 Each program is jitted by `engine.py` with the configs and spec static; the host loop calls them
 between rounds. Inside a round (`run_round`, one `lax.while_loop` of up to R steps) each step:
 asks the step function for every live slot's token, records it at the slot's own column, ends
-slots on a stop token or at M tokens, gives a fresh page to slots whose next token starts one
-(finishing with `cache_full` the slots that cannot get one, so no other slot is touched), feeds
-the tokens to every model through the shared page table, and returns the pages of slots that
-ended to the free list at once, so the next step can reuse them.
+slots on a stop token or at M tokens, gives a fresh page to slots whose next token starts one,
+feeds the tokens to every model through the shared page table, and returns the pages of slots
+that ended to the free list at once, so the next step can reuse them.
+
+A slot that cannot get a page never touches another slot's pages: it skips the step (its
+token is drawn later with the same key), and the youngest live sequence (latest admitted) is
+preempted to free pages (`PREEMPTED`: pages released, the host re-queues it; it restarts from
+its prompt and, its random stream being a function of (seed, prompt, sample, step), reproduces
+the same tokens: vLLM's recompute preemption). A slot that stalls alone, or whose page-table row
+is full, ends with `cache_full` before emitting the token it could not store (as the static
+decoder, which emits only tokens its cache can hold).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dlogp_jax.engine.pages import PageState, Pool
 from dlogp_jax.model import transformer
 from dlogp_jax.sharding import constrain
 
+PREEMPTED = 4  # engine-internal finish reason: re-queued by the host, never in an output
+
 
 @flax.struct.dataclass
 class EngineState:
@@ -32,15 +41,27 @@ class EngineState:
     pages: PageState
     pools: tuple  # one pages.Pool per model (base first)
     logits: tuple  # per model, [B, V] fp32 next-token logits of each slot
-    held_logits: tuple  # per model, [B + 1, V]: logits after prefilled prompts awaiting forks
+    held_logits: tuple  # per model, [2B + 1, V]: logits after prefilled prompts awaiting forks
     base_key: jax.Array  # [] PRNG key of the seed
     prompt_index: jax.Array  # [B] int32 caller's prompt index of each slot
     sample_index: jax.Array  # [B] int32
     step: jax.Array  # [B] int32 tokens emitted by the slot's sequence (= its length)
     live: jax.Array  # [B] bool: the slot's sequence is still generating
+    ticket: jax.Array  # [B] int32 admission order (larger = younger), the preemption priority
     finish_reason: jax.Array  # [B] int32 adapter.FINISH_* once ended, 0 while live
     records: dict  # adapter.RECORDS name -> [B, M]
     peak_pages: jax.Array  # [] int32 most pages referenced at once during decoding
+
+
+def hold_capacity(num_slots: int) -> int:
+    """Rows of `held_logits`: room for every prompt admitted in one pass plus those waiting."""
+    return 2 * num_slots + 1
+
+
+def drop_refs(state: EngineState, ids) -> EngineState:
+    """One reference less on pages `ids` [I] (P: padding)."""
+    refcount = pages.add_refs(state.pages.refcount, ids, -1)
+    return state.replace(pages=state.pages.replace(refcount=refcount))
 
 
 def _rows(x):
@@ -55,12 +76,13 @@ def init_state(params, seed, *, configs, spec, num_pages, page_size, num_slots, 
         pages=pages.init_pages(num_pages, b, table_width),
         pools=tuple(pages.init_pool(c, num_pages, page_size) for c in configs),
         logits=tuple(vocab(c, b) for c in configs),
-        held_logits=tuple(vocab(c, b + 1) for c in configs),
+        held_logits=tuple(vocab(c, hold_capacity(b)) for c in configs),
         base_key=jax.random.key(seed),
         prompt_index=_rows(jnp.zeros((b,), jnp.int32)),
         sample_index=_rows(jnp.zeros((b,), jnp.int32)),
         step=_rows(jnp.zeros((b,), jnp.int32)),
         live=_rows(jnp.zeros((b,), bool)),
+        ticket=_rows(jnp.zeros((b,), jnp.int32)),
         finish_reason=_rows(jnp.zeros((b,), jnp.int32)),
         records={k: _rows(v) for k, v in adapter.empty_records(spec, b).items()},
         peak_pages=jnp.zeros((), jnp.int32),
@@ -92,7 +114,7 @@ def prefill(params, state: EngineState, tokens, lengths, table, hold_rows, *, co
       tokens: [Q, Tq] int32 right-padded prompts. lengths: [Q] int32 (0 for padding rows).
       table: [Q, Tq / Z] int32 pages of each prompt, -1 past its last page.
       hold_rows: [Q] int32 row of `held_logits` receiving each prompt's next-token logits
-        (B + 1, out of range, for padding rows).
+        (2B + 1, out of range, for padding rows).
     """
     z = state.pools[0].page_size
     p = state.pages.num_pages
@@ -125,6 +147,7 @@ class Admission:
       table: [A, W] int32 page-table rows: the shared prompt pages, then the sequence's own copy
         of the partial last page, -1 after.
       prompt_index, sample_index: [A] int32.
+      ticket: [A] int32 admission order (increasing over the run).
       ref_ids: [I] int32 pages gaining one reference (P: padding). A fork references the shared
         pages and its clone; the last sample of a prompt inherits the holder's references.
       clone_src, clone_dst: [A] int32 partial prompt pages copied for forks (dst P: no copy).
@@ -136,6 +159,7 @@ class Admission:
     table: jax.Array
     prompt_index: jax.Array
     sample_index: jax.Array
+    ticket: jax.Array
     ref_ids: jax.Array
     clone_src: jax.Array
     clone_dst: jax.Array
@@ -162,6 +186,7 @@ def admit(state: EngineState, a: Admission, *, pad_id: int) -> EngineState:
         sample_index=put(state.sample_index, a.sample_index),
         step=put(state.step, 0),
         live=put(state.live, True),
+        ticket=put(state.ticket, a.ticket),
         finish_reason=put(state.finish_reason, 0),
         records={k: put(v, fresh[k]) for k, v in state.records.items()},
     )
@@ -186,20 +211,29 @@ def run_round(params, state: EngineState, knobs, *, configs, spec, round_steps, 
     def body(carry):
         i, s = carry
         live, pg = s.live, s.pages
+        # Pages first: this step's token is fed at cache index seq_len, so a slot whose token
+        # starts a page (and is not its M-th) needs one before it may emit. Oldest slots first.
+        col = pg.seq_len // z
+        need = live & (pg.seq_len % z == 0) & (s.step + 1 < spec.max_new_tokens)
+        too_long = need & (col >= table_width)
+        page, refcount = pages.allocate(pg.refcount, need & ~too_long, priority=s.ticket)
+        granted = page < num_pages
+        stalled = need & ~granted & ~too_long
+        # A stalled slot waits; to free pages the youngest live sequence is preempted (one per
+        # step). The oldest is never preempted, so it always progresses; alone, it is cache_full.
+        alone = jnp.sum(live) == 1
+        youngest = rows == jnp.argmax(jnp.where(live, s.ticket, -1))
+        preempted = jnp.any(stalled) & youngest & live & ~alone
+        cache_full = too_long | (stalled & alone)
+        active = live & ~stalled & ~cache_full & ~preempted  # these emit a token this step
+
         keys = adapter.sequence_keys(s.base_key, s.prompt_index, s.sample_index, s.step)
         out = step_fn(s.logits[0], s.logits[1] if len(s.logits) > 1 else None, keys)
-        records = adapter.write_records(s.records, out, live, s.step)
-        step = s.step + live.astype(jnp.int32)
-        stopped = live & jnp.any(out.token[:, None] == stop[None, :], axis=-1)
-        at_length = live & ~stopped & (step >= spec.max_new_tokens)
-        more = live & ~stopped & ~at_length
-        # The emitted token is fed at cache index seq_len; a new page when that starts one.
-        col = pg.seq_len // z
-        need = more & (pg.seq_len % z == 0)
-        page, refcount = pages.allocate(pg.refcount, need & (col < table_width))
-        granted = page < num_pages
-        cache_full = need & ~granted
-        more = more & ~cache_full
+        records = adapter.write_records(s.records, out, active, s.step)
+        step = s.step + active.astype(jnp.int32)
+        stopped = active & jnp.any(out.token[:, None] == stop[None, :], axis=-1)
+        at_length = active & ~stopped & (step >= spec.max_new_tokens)
+        more = active & ~stopped & ~at_length
         col = jnp.minimum(col, table_width - 1)
         table = pg.table.at[rows, col].set(jnp.where(granted, page, pg.table[rows, col]))
         batch = PagedBatch(
@@ -209,16 +243,16 @@ def run_round(params, state: EngineState, knobs, *, configs, spec, round_steps, 
             write_offset=(pg.seq_len % z)[:, None],
         )
         logits, pools = forward(params, configs, s.pools, out.token[:, None], batch, 0 * rows)
-        ended = stopped | at_length | cache_full
-        reason = jnp.where(
-            stopped,
-            adapter.FINISH_STOP,
-            jnp.where(
-                at_length,
-                adapter.FINISH_LENGTH,
-                jnp.where(cache_full, adapter.FINISH_CACHE, s.finish_reason),
-            ),
-        )
+        logits = tuple(jnp.where(more[:, None], x, old) for x, old in zip(logits, s.logits))
+        ended = stopped | at_length | cache_full | preempted
+        reason = s.finish_reason
+        for flag, code in (
+            (stopped, adapter.FINISH_STOP),
+            (at_length, adapter.FINISH_LENGTH),
+            (cache_full, adapter.FINISH_CACHE),
+            (preempted, PREEMPTED),
+        ):
+            reason = jnp.where(flag, code, reason)
         grown = PageState(refcount=refcount, table=table, seq_len=pg.seq_len + more)
         new = s.replace(
             pages=pages.release_rows(grown, ended),

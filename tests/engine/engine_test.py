@@ -90,3 +90,22 @@ def test_budget_and_argument_errors(pair):
         run_both(pair, SAMPLED, rl=False)
     with pytest.raises(ValueError, match="must be >= 1"):
         EngineConfig(max_seqs=0)
+
+
+# The criteria not in CASES (dlogp, entropy_rl), each with a threshold that fires sometimes.
+THRESHOLDS = {
+    "entropy_base": 2.5,
+    "kl_rl_base": 0.05,
+    "kl_base_rl": 0.05,
+    "kl_sym": 0.05,
+    "random": 0.5,
+    "all": 0.0,
+    "none": 0.0,
+}
+
+
+@pytest.mark.parametrize("criterion", list(THRESHOLDS))
+def test_every_criterion(pair, criterion):
+    spec = SAMPLED.replace(criterion=criterion, threshold=THRESHOLDS[criterion])
+    static, paged, _ = run_both(pair, spec, seed=4)
+    assert_same(static, paged)

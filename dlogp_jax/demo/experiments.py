@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dlogp_jax import outputs
+from dlogp_jax.analysis import accuracy
 from dlogp_jax.demo import findings, stages, tools
 from dlogp_jax.demo import report as report_lib
 from dlogp_jax.demo.context import Ctx, run_name
@@ -187,8 +188,8 @@ def replacement(ctx: Ctx) -> dict[str, Any]:
     runs = {"base": base, "rl": rl, "none": ends["none"], "all": ends["all"]}
     per = {k: _per_prompt(v) for k, v in runs.items()}
     checks = {
-        "none_minus_base": findings.paired_difference(per["none"], per["base"]),
-        "all_minus_rl": findings.paired_difference(per["all"], per["rl"]),
+        "none_minus_base": accuracy.paired_difference(per["none"], per["base"]),
+        "all_minus_rl": accuracy.paired_difference(per["all"], per["rl"]),
     }
     return {
         "base": base,
@@ -253,9 +254,9 @@ def extrapolation(ctx: Ctx) -> dict[str, Any]:
             n=e.n,
         )
         every.append({"gamma": g, **run})
-    diff = findings.paired_difference(_per_prompt(best), _per_prompt(rl))
+    diff = accuracy.paired_difference(_per_prompt(best), _per_prompt(rl))
     # Is γ > 0 itself the gain, or selective replacement at the same τ (γ = 0)?
-    vs_replace = findings.paired_difference(_per_prompt(best), _per_prompt(gammas[0]))
+    vs_replace = accuracy.paired_difference(_per_prompt(best), _per_prompt(gammas[0]))
     return {
         "threshold": tau,
         "target_rate": e.extrap_rate,
@@ -288,7 +289,7 @@ def reweighting(ctx: Ctx) -> dict[str, Any]:
     }
     ref = methods[0]  # the DAPO baseline ("none" by default)
     for m in methods[1:]:
-        out["diffs"][f"{m}_minus_{ref}"] = findings.welch_difference(final[m], final[ref])
+        out["diffs"][f"{m}_minus_{ref}"] = findings.seed_difference(final[m], final[ref])
     key = f"reshape_reversed_minus_{ref}"
     if key in out["diffs"]:
         out["finding"] = {"reproduced": findings.verdict(out["diffs"][key])}

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dlogp_jax.analysis import accuracy
+
 DEFINITIONS = """\
 (a) direction: among tokens with |Δlog p| > 0.5 nats (`TAIL`), the fraction with Δlog p < 0 on base
     generations (paper: a negative tail) and on RL generations (a positive tail); magnitude overlap:
@@ -32,32 +34,6 @@ DEFINITIONS = """\
     interval includes 0, "no" otherwise.
 """
 TAIL = 0.5  # nats: |Δlog p| beyond this is a "tail" token
-# Two-sided 95% Student t quantiles by degrees of freedom (normal beyond 30).
-_T975 = {
-    1: 12.71,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    12: 2.179,
-    15: 2.131,
-    20: 2.086,
-    25: 2.060,
-    30: 2.042,
-}
-
-
-def t975(df: float) -> float:
-    """The 97.5% Student t quantile (conservative: the next tabulated smaller df)."""
-    if df >= 30:
-        return 1.96
-    keys = [k for k in _T975 if k <= max(df, 1)]
-    return _T975[max(keys)]
 
 
 # ------------------------------------------------------------------------------ accuracy
@@ -69,17 +45,6 @@ def per_prompt_accuracy(samples_jsonl: str | Path) -> dict[int, float]:
             row = json.loads(line)
             by.setdefault(row["prompt_index"], []).append(bool(row.get("correct", False)))
     return {p: float(np.mean(v)) for p, v in by.items()}
-
-
-def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, float]:
-    """Mean over the shared prompts of a[p] − b[p], with a 95% interval (prompts independent)."""
-    keys = sorted(set(a) & set(b))
-    d = np.asarray([a[k] - b[k] for k in keys], np.float64)
-    if d.size < 2:
-        mean = float(d.mean()) if d.size else float("nan")
-        return {"mean": mean, "ci95": float("nan"), "num_prompts": int(d.size)}
-    half = t975(d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return {"mean": float(d.mean()), "ci95": float(half), "num_prompts": int(d.size)}
 
 
 def seed_stats(values: Sequence[float]) -> dict[str, float]:
@@ -95,16 +60,12 @@ def seed_stats(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def welch_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """mean(a) − mean(b) with a Welch 95% interval over seeds."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    va = a.var(ddof=1) / a.size if a.size > 1 else 0.0
-    vb = b.var(ddof=1) / b.size if b.size > 1 else 0.0
-    se = np.sqrt(va + vb)
-    if se == 0:
-        return {"mean": float(a.mean() - b.mean()), "ci95": float("nan")}
-    df = (va + vb) ** 2 / ((va**2 / max(a.size - 1, 1)) + (vb**2 / max(b.size - 1, 1)))
-    return {"mean": float(a.mean() - b.mean()), "ci95": float(t975(df) * se), "df": float(df)}
+def seed_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """mean(a) − mean(b) over seeds: `accuracy.welch_difference`, or no interval (NaN) when a side
+    has a single seed (its variance is unknown, not zero), so such a run still reports."""
+    if min(len(a), len(b)) >= 2:
+        return accuracy.welch_difference(a, b)
+    return {"mean": float(np.mean(a) - np.mean(b)), "ci95": float("nan"), "df": float("nan")}
 
 
 def verdict(diff: dict[str, float]) -> str:

@@ -15,10 +15,10 @@ slip per trace": sampled at temperature 1 it slips at each step with some probab
 other errors (copying, carries) too.
 
 Optimizer: AdamW with linear warmup and cosine decay to 10% of the peak, global-norm clipping; the
-step is jitted with its state donated. Models start from random init (no pretraining). This is not
-`rl.train_state.make_optimizer`: that one holds the learning rate constant after warmup (verl's
-DAPO recipe), while supervised training from scratch decays it; the base models (and every cached
-world) depend on this schedule.
+step is jitted with its state donated. Models start from random init (no pretraining). It is the
+library's `rl.train_state.make_optimizer` with a warmup-cosine schedule in place of the RL one
+(constant after warmup, verl's DAPO recipe): supervised training from scratch decays the rate, and
+the base models (and every cached world) depend on this schedule.
 
 The paper starts RL from pretrained models; the demo's base is this tiny model trained on the spot,
 so that the whole pipeline runs on a CPU (docs/method.md §6).
@@ -44,7 +44,8 @@ from dlogp_jax.logprobs import token_logprobs
 from dlogp_jax.model import transformer
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.tokenizer import stop_token_ids
-from dlogp_jax.rl.train_state import TrainState, create
+from dlogp_jax.rl import train_state
+from dlogp_jax.rl.train_state import OptimizerConfig, TrainState, create
 from dlogp_jax.sampling import DecodeSpec, generate, left_pad
 from dlogp_jax.sampling.batches import fixed_batches
 from dlogp_jax.types import Array, Bool, Int
@@ -64,15 +65,20 @@ class OptimizerSettings:
 
 
 def make_optimizer(lr: float, steps: int, opt: OptimizerSettings) -> optax.GradientTransformation:
-    """clip_by_global_norm -> AdamW on the warmup-cosine schedule."""
+    """The library's optimizer (`rl.train_state.make_optimizer`: clip -> AdamW) on a warmup-cosine
+    schedule: SFT decays to `final_lr_frac`, where the RL schedule stays constant after warmup."""
     warmup = max(1, int(opt.warmup_frac * steps))
-    schedule = optax.warmup_cosine_decay_schedule(
+    lr_schedule = optax.warmup_cosine_decay_schedule(
         0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * opt.final_lr_frac
     )
-    return optax.chain(
-        optax.clip_by_global_norm(opt.grad_clip),
-        optax.adamw(schedule, b2=opt.b2, weight_decay=opt.weight_decay),
+    adamw = OptimizerConfig(
+        lr=lr,
+        warmup_steps=warmup,
+        b2=opt.b2,
+        weight_decay=opt.weight_decay,
+        grad_clip=opt.grad_clip,
     )
+    return train_state.make_optimizer(adamw, lr_schedule=lr_schedule)
 
 
 # ----------------------------------------------------------------------------- data

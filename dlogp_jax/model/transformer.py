@@ -103,11 +103,14 @@ def init(rng: jax.Array, config: ModelConfig, dtype=jnp.float32, std: float = 0.
     return jax.tree.unflatten(treedef, [make(i, k) for i, k in zip(leaves, keys)])
 
 
-def _block(x, p, *, positions, mask, cache_kv, end_index, config: ModelConfig):
+def _block(x, p, *, positions, mask, cache_kv, end_index, config: ModelConfig, attend=None):
     """One decoder layer on x [B, T, D] with layer params p; returns (x, (k, v) cache or None).
 
     positions: [B, T] RoPE positions. mask: [B, T, S] attention mask. cache_kv: this layer's
     (k, v) cache buffers, or None when scoring. end_index: the cache's write position.
+
+    attend: when given, `attend(q [B, T, N, H], k [B, T, K, H], v) -> (out [B, T, N, H], new_kv)`
+    replaces the dense cache write and attention (a paged cache reads and writes its own pages).
     """
     c = config
     dt = x.dtype
@@ -127,12 +130,15 @@ def _block(x, p, *, positions, mask, cache_kv, end_index, config: ModelConfig):
     q = layers.apply_rope(q, positions, c.rope)
     k = layers.apply_rope(k, positions, c.rope)
     q = constrain(q, ("act_batch", "act_len", "act_heads", "head_dim"))
-    if cache_kv is None:  # scoring: nothing to keep, so the scan carries no k/v outputs
-        keys, values, new_kv = k, v, None
+    if attend is not None:
+        attn, new_kv = attend(q, k, v)
     else:
-        keys, values = write(*cache_kv, k, v, end_index)
-        new_kv = (keys, values)
-    attn = layers.attention(q, keys, values, mask)
+        if cache_kv is None:  # scoring: nothing to keep, so the scan carries no k/v outputs
+            keys, values, new_kv = k, v, None
+        else:
+            keys, values = write(*cache_kv, k, v, end_index)
+            new_kv = (keys, values)
+        attn = layers.attention(q, keys, values, mask)
     out = jnp.einsum("btnh,nhd->btd", attn, p["o_lnhd"].astype(dt))
     if c.o_bias:
         out = out + p["o_bias_ld"].astype(dt)
@@ -208,6 +214,54 @@ def hidden_states(
     if cache is not None:
         cache = advance(cache, *new_kv, input_mask)
     return x, cache
+
+
+def hidden_states_with_attention(
+    params, tokens: jax.Array, positions: jax.Array, cache, attend, *, config: ModelConfig
+):
+    """Final-norm hidden states with a caller-owned cache (the paged engine's page pools).
+
+    The cache is carried whole through the layer loop (not sliced per layer as scan inputs and
+    re-stacked as outputs), so `attend` can update it in place: no per-layer copy of the pools.
+
+    Args:
+      params: tree from `init` or `hf_weights.load_params`.
+      tokens: [B, T] int token ids. positions: [B, T] int RoPE positions.
+      cache: any pytree; passed to and returned by `attend`.
+      attend: attend(q [B, T, N, H], k [B, T, K, H], v [B, T, K, H], cache, layer) ->
+        (out [B, T, N, H], cache); `layer` is the layer index (traced under scan).
+      config: the model config (static).
+    Returns:
+      ([B, T, D] hidden states in the compute dtype, the cache after the last layer).
+    """
+    dt = jnp.dtype(config.dtype)
+    x = jnp.take(params["embed_vd"], tokens, axis=0).astype(dt)
+    x = constrain(x, ("act_batch", "act_len", "act_embed"))
+
+    def body(carry, layer):
+        x, cache = carry
+        p, index = layer
+        bound = lambda q, k, v: attend(q, k, v, cache, index)
+        x, cache = _block(
+            x,
+            p,
+            positions=positions,
+            mask=None,
+            cache_kv=None,
+            end_index=None,
+            config=config,
+            attend=bound,
+        )
+        return (x, cache), None
+
+    if config.scan_layers:
+        xs = (params["layers"], jnp.arange(config.num_layers))
+        (x, cache), _ = jax.lax.scan(body, (x, cache), xs)
+    else:
+        for i in range(config.num_layers):
+            p = jax.tree.map(lambda a, i=i: a[i], params["layers"])
+            (x, cache), _ = body((x, cache), (p, i))
+    return layers.rms_norm(x, params["final_norm_d"], config.rms_norm_eps), cache
 
 
 def unembed_matrix(params, config: ModelConfig) -> jax.Array:

@@ -48,9 +48,17 @@ def schedule(cfg: OptimizerConfig, updates_per_step: int = 1) -> optax.Schedule:
     return lambda count: warm((count // updates_per_step) + 1)
 
 
-def make_optimizer(cfg: OptimizerConfig, updates_per_step: int = 1) -> optax.GradientTransformation:
-    """clip_by_global_norm -> AdamW (decoupled weight decay on every parameter, as torch/verl)."""
-    lr = schedule(cfg, updates_per_step)
+def make_optimizer(
+    cfg: OptimizerConfig, updates_per_step: int = 1, *, lr_schedule: optax.Schedule | None = None
+) -> optax.GradientTransformation:
+    """clip_by_global_norm -> AdamW (decoupled weight decay on every parameter, as torch/verl).
+
+    Args:
+      cfg: the AdamW settings; `cfg.lr` / `cfg.warmup_steps` give the learning-rate schedule
+        (`schedule`) unless `lr_schedule` replaces it (e.g. the demo's SFT warmup-cosine).
+      updates_per_step: optimizer updates per training step (the mini-batches).
+    """
+    lr = lr_schedule if lr_schedule is not None else schedule(cfg, updates_per_step)
     return optax.chain(
         optax.clip_by_global_norm(cfg.grad_clip),
         optax.adamw(lr, cfg.b1, cfg.b2, cfg.eps, weight_decay=cfg.weight_decay),

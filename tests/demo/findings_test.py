@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from dlogp_jax.analysis import accuracy
 from dlogp_jax.demo import findings
 
 
@@ -28,18 +29,12 @@ def test_rate_to_reach_interpolates_linearly():
     assert findings.rate_to_reach(pts, 0.6) is None
 
 
-def test_paired_difference_and_welch_match_hand_computation():
-    a, b = {0: 1.0, 1: 0.5, 2: 0.25, 3: 0.0}, {0: 0.5, 1: 0.5, 2: 0.0, 3: 0.0, 9: 1.0}
-    d = np.array([0.5, 0.0, 0.25, 0.0])  # prompt 9 is not shared
-    got = findings.paired_difference(a, b)
-    assert got["num_prompts"] == 4 and got["mean"] == pytest.approx(d.mean())
-    assert got["ci95"] == pytest.approx(3.182 * d.std(ddof=1) / 2)  # t(3) quantile
+def test_seed_difference_is_welch_or_no_interval_with_one_seed():
     x, y = [0.5, 0.55, 0.6], [0.4, 0.42, 0.5]
-    w = findings.welch_difference(x, y)
-    va, vb = np.var(x, ddof=1) / 3, np.var(y, ddof=1) / 3
-    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
-    assert w["mean"] == pytest.approx(np.mean(x) - np.mean(y)) and w["df"] == pytest.approx(df)
-    assert w["ci95"] == pytest.approx(findings.t975(df) * np.sqrt(va + vb))
+    assert findings.seed_difference(x, y) == accuracy.welch_difference(x, y)
+    one = findings.seed_difference([0.5], [0.4, 0.42])
+    assert one["mean"] == pytest.approx(0.09) and np.isnan(one["ci95"])
+    assert findings.verdict(one) == "not established"
 
 
 def test_verdicts():

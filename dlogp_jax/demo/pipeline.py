@@ -21,11 +21,13 @@ build, context, tools, rl_pool, experiments, pipeline.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import jax
 from absl import logging
+from jax.experimental.compilation_cache import compilation_cache
 
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.demo import experiments, task, tools
@@ -85,11 +87,31 @@ def run(settings: DemoSettings) -> Path:
     Returns:
       the work directory.
     """
-    wanted = settings.stages_list
     tools.init_runtime(settings.mesh)  # each tool builds its own mesh from settings.mesh
     root = Path(tools.local_path(settings.workdir, "workdir"))
-    if not jax.config.jax_compilation_cache_dir:  # shared with the dlogp-train processes
-        jax.config.update("jax_compilation_cache_dir", str(root / "xla_cache"))
+    with _compilation_cache(root / "xla_cache"):
+        return _run_stages(settings, root)
+
+
+@contextlib.contextmanager
+def _compilation_cache(path: Path):
+    """JAX's persistent compilation cache in `path` (shared with the dlogp-train processes) while
+    the demo runs, unless the user set one; the previous setting is restored afterwards, so a
+    process that goes on (a notebook, the test suite) never reads a work directory's cache later."""
+    if jax.config.jax_compilation_cache_dir:
+        yield
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    try:
+        yield
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+
+
+def _run_stages(settings: DemoSettings, root: Path) -> Path:
+    """The stages of `run` (inside its compilation-cache scope)."""
+    wanted = settings.stages_list
     ctx = Ctx(settings, root, log=lambda s: logging.info("demo %s", s))
     ctx.world = stage_world(ctx)
     ctx.done["world"] = ctx.world

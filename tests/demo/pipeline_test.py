@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import jax
 import pytest
 
 from dlogp_jax.cli import demo
@@ -36,6 +37,12 @@ def test_artefacts_and_report(smoke):
     runs = DemoSettings.from_dict(config.to_dict()).rl.runs
     assert len(runs) == 3 * 2 and len(_models(root)) == 1 + len(runs)  # methods x seeds, + base
     assert all(len(c["eval"]) == config.rl.steps + 1 for c in res["reweighting"]["curves"].values())
+
+
+def test_compilation_cache_setting_is_restored(smoke):
+    """The demo caches compilations in its work directory only while it runs: a process that goes
+    on (here the rest of the test suite) must not read that directory's cache afterwards."""
+    assert not jax.config.jax_compilation_cache_dir
 
 
 def test_every_model_loads_with_transformers(smoke):

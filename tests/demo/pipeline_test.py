@@ -7,7 +7,7 @@ import jax
 import pytest
 
 from dlogp_jax.cli import demo
-from dlogp_jax.demo import rl_pool, stages
+from dlogp_jax.demo import pipeline, rl_pool, stages
 from dlogp_jax.demo.context import Ctx
 from dlogp_jax.demo.settings import DemoSettings
 from tests.cli.configs import get_config
@@ -39,10 +39,19 @@ def test_artefacts_and_report(smoke):
     assert all(len(c["eval"]) == config.rl.steps + 1 for c in res["reweighting"]["curves"].values())
 
 
-def test_compilation_cache_setting_is_restored(smoke):
-    """The demo caches compilations in its work directory only while it runs: a process that goes
-    on (here the rest of the test suite) must not read that directory's cache afterwards."""
-    assert not jax.config.jax_compilation_cache_dir
+def test_compilation_cache_setting_is_scoped(tmp_path):
+    """The demo caches compilations in its work directory only while it runs (unless the user set a
+    cache): a process that goes on (a notebook) must not read that directory's cache afterwards."""
+    before = jax.config.jax_compilation_cache_dir  # tests/conftest.py sets one for the suite
+    with pipeline._compilation_cache(tmp_path / "xla"):
+        assert jax.config.jax_compilation_cache_dir == before  # the user's setting wins
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        with pipeline._compilation_cache(tmp_path / "xla"):
+            assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+        assert jax.config.jax_compilation_cache_dir is None
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
 
 
 def test_every_model_loads_with_transformers(smoke):

@@ -89,16 +89,16 @@ def run(settings: DemoSettings) -> Path:
     """
     tools.init_runtime(settings.mesh)  # each tool builds its own mesh from settings.mesh
     root = Path(tools.local_path(settings.workdir, "workdir"))
-    with _compilation_cache(root / "xla_cache"):
+    with _compilation_cache(root / "xla_cache" if settings.xla_cache else None):
         return _run_stages(settings, root)
 
 
 @contextlib.contextmanager
-def _compilation_cache(path: Path):
+def _compilation_cache(path: Path | None):
     """JAX's persistent compilation cache in `path` (shared with the dlogp-train processes) while
-    the demo runs, unless the user set one; the previous setting is restored afterwards, so a
-    process that goes on (a notebook, the test suite) never reads a work directory's cache later."""
-    if jax.config.jax_compilation_cache_dir:
+    the demo runs, unless the user set one or `path` is None; the previous setting is restored
+    afterwards, so a process that goes on (a notebook) never reads a work directory's cache later."""
+    if path is None or jax.config.jax_compilation_cache_dir:
         yield
         return
     jax.config.update("jax_compilation_cache_dir", str(path))

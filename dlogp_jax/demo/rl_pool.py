@@ -107,7 +107,8 @@ def launch(ctx: Ctx, method: str, seed: int) -> subprocess.Popen:
     outputs.write_json(workdir / "demo_config.json", config)
     outputs.write_text(workdir / "demo_config.py", _LOADER)
     env = dict(os.environ)
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ctx.root / "xla_cache"))
+    if ctx.settings.xla_cache:
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ctx.root / "xla_cache"))
     cmd = [sys.executable, "-c", _CHILD, f"--config={workdir / 'demo_config.py'}"]
     with (workdir / "train.log").open("a") as log:  # the child holds its own descriptor
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -308,12 +308,15 @@ class DemoSettings:
       workdir: the work directory (layout in `dlogp_jax.demo.pipeline`).
       stages: comma-separated subset of STAGES (dependencies run or are reused automatically).
       mesh: the device mesh of every tool run (`dlogp_jax.sharding.make_mesh` spec).
+      xla_cache: keep JAX's persistent compilation cache in `workdir/xla_cache` while the demo
+        runs (its dlogp-train processes share it); the user's own cache setting always wins.
       world, rl, exp: the sections.
     """
 
     workdir: str = "runs/demo"
     stages: str = ",".join(STAGES)
     mesh: str = "fsdp:-1"
+    xla_cache: bool = True
     world: WorldSettings = WorldSettings()
     rl: RLSettings = RLSettings()
     exp: ExpSettings = ExpSettings()

@@ -16,7 +16,8 @@ from tests.cli.configs import get_config
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    config = get_config("demo", "smoke", workdir=str(root))
+    # xla_cache off: the suite runs without jax's persistent cache (tests/conftest.py)
+    config = get_config("demo", "smoke", workdir=str(root), xla_cache=False)
     demo.run(config)
     return root, config, json.loads((root / "results.json").read_text())
 
@@ -42,14 +43,17 @@ def test_artefacts_and_report(smoke):
 def test_compilation_cache_setting_is_scoped(tmp_path):
     """The demo caches compilations in its work directory only while it runs (unless the user set a
     cache): a process that goes on (a notebook) must not read that directory's cache afterwards."""
-    before = jax.config.jax_compilation_cache_dir  # tests/conftest.py sets one for the suite
-    with pipeline._compilation_cache(tmp_path / "xla"):
-        assert jax.config.jax_compilation_cache_dir == before  # the user's setting wins
+    before = jax.config.jax_compilation_cache_dir  # None: tests/conftest.py sets no cache
     try:
+        with pipeline._compilation_cache(None):  # xla_cache = False
+            assert jax.config.jax_compilation_cache_dir == before
         jax.config.update("jax_compilation_cache_dir", None)
         with pipeline._compilation_cache(tmp_path / "xla"):
             assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
         assert jax.config.jax_compilation_cache_dir is None
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "user"))
+        with pipeline._compilation_cache(tmp_path / "xla"):  # the user's setting wins
+            assert jax.config.jax_compilation_cache_dir == str(tmp_path / "user")
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
 
@@ -125,7 +129,7 @@ def test_rerun_reuses_every_stage(smoke, monkeypatch):
     demo.run(config)
     assert json.loads((root / "results.json").read_text()) == res
     # Settings that do not change a result (how many train at once) do not invalidate anything.
-    other = get_config("demo", "smoke", workdir=str(root))
+    other = get_config("demo", "smoke", workdir=str(root), xla_cache=False)
     other.rl.workers = 1
     demo.run(other)
     assert json.loads((root / "results.json").read_text())["replacement"] == res["replacement"]
@@ -139,7 +143,7 @@ def test_killed_sampling_run_resumes_to_the_same_samples(smoke):
     lines = whole.splitlines(keepends=True)
     (out / "samples.jsonl").write_text("".join(lines[: len(lines) // 2]) + lines[-1][:7])
     (root / "stages" / f"{name}.json").unlink()  # as if killed before the stage recorded
-    config = get_config("demo", "smoke", workdir=str(root), stages="replacement,report")
+    config = get_config("demo", "smoke", workdir=str(root), stages="replacement,report", xla_cache=False)
     demo.run(config)
     assert (out / "samples.jsonl").read_text() == whole
     assert json.loads((root / "results.json").read_text())["replacement"] == res["replacement"]

@@ -32,7 +32,7 @@ def get_config(arg=None):
     c.workdir = "runs/demo"  # every stage's output, its cache (stages/) and the report
     c.stages = STAGES  # comma-separated subset (dependencies run or are reused automatically)
     c.mesh = "fsdp:-1"  # device mesh of every tool run, axis:size with -1 = the rest
-    c.xla_cache = True  # JAX's persistent compilation cache in workdir/xla_cache (also dlogp-train's)
+    c.xla_cache = True  # jax compilation cache in workdir/xla_cache (shared with dlogp-train)
 
     # The world: task, tokenizer and SFT'd base (the flat fields of dlogp_jax.demo.WorldSettings).
     c.world = ml_collections.ConfigDict()

@@ -143,7 +143,9 @@ def test_killed_sampling_run_resumes_to_the_same_samples(smoke):
     lines = whole.splitlines(keepends=True)
     (out / "samples.jsonl").write_text("".join(lines[: len(lines) // 2]) + lines[-1][:7])
     (root / "stages" / f"{name}.json").unlink()  # as if killed before the stage recorded
-    config = get_config("demo", "smoke", workdir=str(root), stages="replacement,report", xla_cache=False)
+    config = get_config(
+        "demo", "smoke", workdir=str(root), stages="replacement,report", xla_cache=False
+    )
     demo.run(config)
     assert (out / "samples.jsonl").read_text() == whole
     assert json.loads((root / "results.json").read_text())["replacement"] == res["replacement"]

@@ -1,12 +1,28 @@
-"""absl / ConfigDict glue shared by the CLIs: the app wrapper, config files, one-line errors."""
+"""absl / ConfigDict glue shared by the CLIs: the app wrapper, config files, one-line errors.
+
+Every CLI takes `--config=FILE_OR_PRESET[:ARG]` (a path, or a preset name such as `dapo:tiny` that
+works from any directory: cli/config_files.py), `--config.FIELD=VALUE` overrides, and:
+  --help          what the tool does and every config field with its default and comment
+  --print_config  the resolved config (after overrides) as JSON, then exit 0
+  --dry_run       validate the settings and inputs, print what would run, write nothing
+"""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
 
+from absl import app, flags
+from ml_collections import config_flags
+
+from dlogp_jax import runs
+from dlogp_jax.cli import config_files, help_text
 from dlogp_jax.errors import CheckpointError, DataError, UnsupportedModelError
 from dlogp_jax.runs import settings
+
+HELP_FLAGS = ("--help", "-h", "--helpshort", "-?")
 
 
 def fail(message: str) -> None:
@@ -23,42 +39,94 @@ def to_settings(cls, config):
         fail(str(e))
 
 
-def run_app(run_fn, config_name: str, extra_errors: tuple[type[Exception], ...] = ()) -> None:
+def run_app(
+    run_fn,
+    config_name: str,
+    extra_errors: tuple[type[Exception], ...] = (),
+    *,
+    settings_fn: Callable[[Any], Any] | None = None,
+    doc: str = "",
+) -> None:
     """Defines `--config` (default `configs/<config_name>.py`) and runs `run_fn(config)` as an app.
 
-    The flag is defined here, at program start, not at import: several CLIs can then be imported in
-    one process (tests, notebooks). User errors (bad files, rows, checkpoints, settings, and
+    The flags are defined here, at program start, not at import: several CLIs can then be imported
+    in one process (tests, notebooks). User errors (bad files, rows, checkpoints, settings, and
     `extra_errors`) end with one line, no traceback.
-    """
-    from absl import app
-    from ml_collections import config_flags
 
+    Args:
+      run_fn: config -> result, the CLI's `run`.
+      config_name: the default config file's name (configs/<config_name>.py).
+      extra_errors: more exception types that end with one line.
+      settings_fn: config -> the run's settings dataclass (validated), for `--dry_run`.
+      doc: what the tool does (the CLI module's docstring), the head of `--help`.
+    """
+    argv = sys.argv
+    if any(a in HELP_FLAGS for a in argv[1:]):
+        print(help_text.render(doc, _config_arg(argv, config_name)))
+        raise SystemExit(0)
     errors = (DataError, CheckpointError, UnsupportedModelError, ValueError, *extra_errors)
     config = config_flags.DEFINE_config_file(
         "config", default_config(config_name), lock_config=True
+    )
+    flags.FLAGS["config"].parser = PresetParser(flags.FLAGS["config"].parser)
+    print_flag = flags.DEFINE_boolean("print_config", False, "print the resolved config and exit")
+    dry_flag = flags.DEFINE_boolean(
+        "dry_run", False, "validate settings and inputs, print what would run, write nothing"
     )
 
     def main(argv):
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; settings go through --config.<field>=<value>.")
         try:
-            run_fn(config.value)
+            if print_flag.value:
+                print(json.dumps(config.value.to_dict(), indent=2, default=str))
+            elif dry_flag.value:
+                print(dry_run(settings_fn, config.value))
+            else:
+                run_fn(config.value)
         except errors as e:
             fail(str(e))
 
     app.run(main)
 
 
+def dry_run(settings_fn: Callable[[Any], Any] | None, config) -> str:
+    """What `--dry_run` prints: the validated settings, their inputs checked (runs.plan)."""
+    if settings_fn is None:
+        raise ValueError("--dry_run: this tool has no dry run; use --print_config.")
+    return runs.plan(settings_fn(config))
+
+
+class PresetParser(flags.ArgumentParser):
+    """Wraps ml_collections' `--config` parser: preset names (`dapo:tiny`) become file paths."""
+
+    def __init__(self, inner: flags.ArgumentParser):
+        self.inner = inner
+
+    def parse(self, argument):
+        return self.inner.parse(config_files.resolve(argument))
+
+    def flag_type(self):
+        return self.inner.flag_type()
+
+
+def _config_arg(argv: list[str], config_name: str) -> str:
+    """The `--config` value given on the command line (`--config=X` or `--config X`), or the
+    default config's name."""
+    for i, arg in enumerate(argv[1:], 1):
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return config_name
+
+
 def default_config(name: str) -> str:
-    """Path of `configs/<name>.py` in the source tree (the default `--config`)."""
-    return str(Path(__file__).resolve().parents[2] / "configs" / f"{name}.py")
+    """Path of config `name` (`configs/<name>.py`, or the wheel's copy): the default `--config`."""
+    return str(config_files.config_path(name))
 
 
 def load_config(name: str, arg: str | None = None):
-    """`configs/<name>.py:get_config(arg)` of the source tree, as `--config=configs/<name>.py:arg`
-    would give it (unlocked: callers fill in fields before running a CLI's `run`)."""
-    path = default_config(name)
-    spec = importlib.util.spec_from_file_location(f"dlogp_configs_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    """`get_config(arg)` of config `name`, as `--config=<name>:<arg>` gives it (unlocked: callers
+    fill in fields before running a CLI's `run`)."""
+    return config_files.load(name, arg)

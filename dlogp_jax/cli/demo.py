@@ -20,11 +20,16 @@ def run(config) -> Path:
     Raises:
       ValueError naming each bad field (nothing is written then).
     """
-    return demo.run(demo.DemoSettings.from_dict(config.to_dict()))
+    return demo.run(settings(config))
+
+
+def settings(config) -> demo.DemoSettings:
+    """The validated `DemoSettings` of a `configs/demo.py` ConfigDict."""
+    return demo.DemoSettings.from_dict(config.to_dict())
 
 
 def entry():
-    common.run_app(run, "demo")
+    common.run_app(run, "demo", settings_fn=settings, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,18 @@ from dlogp_jax import runs
 from dlogp_jax.cli import common
 
 
+def settings(config) -> runs.GradeSettings:
+    """The validated `runs.GradeSettings` of a config (bad fields end with one line)."""
+    return common.to_settings(runs.GradeSettings, config)
+
+
 def run(config) -> Path:
     """Grades `config.data` as `configs/grade.py` describes; returns the output directory."""
-    return runs.grade(common.to_settings(runs.GradeSettings, config))
+    return runs.grade(settings(config))
 
 
 def entry():
-    common.run_app(run, "grade")
+    common.run_app(run, "grade", settings_fn=settings, doc=__doc__)
 
 
 if __name__ == "__main__":

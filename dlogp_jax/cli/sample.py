@@ -15,13 +15,18 @@ from dlogp_jax import runs
 from dlogp_jax.cli import common
 
 
+def settings(config) -> runs.SampleSettings:
+    """The validated `runs.SampleSettings` of a config (bad fields end with one line)."""
+    return common.to_settings(runs.SampleSettings, config)
+
+
 def run(config) -> Path:
     """Decodes `config.data` as `configs/sample.py` describes; returns the output directory."""
-    return runs.sample(common.to_settings(runs.SampleSettings, config))
+    return runs.sample(settings(config))
 
 
 def entry():
-    common.run_app(run, "sample")
+    common.run_app(run, "sample", settings_fn=settings, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,18 @@ from dlogp_jax import runs
 from dlogp_jax.cli import common
 
 
+def settings(config) -> runs.ScoreSettings:
+    """The validated `runs.ScoreSettings` of a config (bad fields end with one line)."""
+    return common.to_settings(runs.ScoreSettings, config)
+
+
 def run(config) -> Path:
     """Scores `config.data` as `configs/score.py` describes; returns the output directory."""
-    return runs.score(common.to_settings(runs.ScoreSettings, config))
+    return runs.score(settings(config))
 
 
 def entry():
-    common.run_app(run, "score")
+    common.run_app(run, "score", settings_fn=settings, doc=__doc__)
 
 
 if __name__ == "__main__":

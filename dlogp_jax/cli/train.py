@@ -14,13 +14,18 @@ from dlogp_jax.rl.rollout import NotEnoughGroups
 from dlogp_jax.rl.train_state import TrainState
 
 
+def settings(config) -> runs.TrainSettings:
+    """The validated `runs.TrainSettings` of a config (bad fields end with one line)."""
+    return common.to_settings(runs.TrainSettings, config)
+
+
 def run(config) -> TrainState:
     """Trains as `configs/dapo.py` describes; returns the final TrainState."""
-    return runs.train(common.to_settings(runs.TrainSettings, config))
+    return runs.train(settings(config))
 
 
 def entry():
-    common.run_app(run, "dapo", (NotEnoughGroups,))
+    common.run_app(run, "dapo", (NotEnoughGroups,), settings_fn=settings, doc=__doc__)
 
 
 if __name__ == "__main__":

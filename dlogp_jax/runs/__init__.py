@@ -14,6 +14,7 @@ from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
 from dlogp_jax.runs._view import view
+from dlogp_jax.runs.plan import plan
 from dlogp_jax.runs.runtime import init_runtime, is_writer
 from dlogp_jax.runs.settings import (
     Distributed,
@@ -47,6 +48,7 @@ __all__ = [
     "init_runtime",
     "is_writer",
     "make_spec",
+    "plan",
     "sample",
     "samples_to_score_rows",
     "score",

@@ -151,6 +151,7 @@ class _MetricsLog:
     cfg: TrainerConfig
     start_time: float
     start_step: int
+    first_step_done: dict = dataclasses.field(default_factory=dict)  # ETA clock: (time, step)
 
 
 def train(
@@ -162,6 +163,7 @@ def train(
     loss: dapo_loss.LossConfig,
     opt: OptimizerConfig,
     log: Callable[[str], None] = print,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainState:
     """Runs (or resumes) training in `ctx.workdir` up to `cfg.total_steps`.
 
@@ -170,6 +172,7 @@ def train(
         shardings are the restore target).
       cfg, rollout, loss, opt: loop, rollout, loss and optimizer settings.
       log: progress lines (one per `cfg.log_every` steps, resume and preemption notes).
+      on_step: called with the number of finished steps after each step (progress bars).
     Returns:
       The final TrainState (step `cfg.total_steps`, or the last saved step after SIGTERM).
     Raises:
@@ -218,6 +221,8 @@ def train(
                 metrics["lr"] = float(lr_at(step * cfg.mini_batches))
                 _log_step(metrics, out)
                 done = int(state.step)
+                if on_step is not None:
+                    on_step(done)
                 if done % cfg.save_every == 0 or done == cfg.total_steps or preempt.flag:
                     data_state = {str(jax.process_index()): data.get_state()}
                     ckpt.save(done, state, _all_hosts(data_state), {"step": done})
@@ -391,12 +396,24 @@ def _log_step(metrics: dict, out: _MetricsLog) -> None:
             out.writer.add_scalar(k, v, step)
     out.writer.flush()
     total = out.cfg.total_steps
+    eta = eta_seconds(out.first_step_done, step, total, time.perf_counter())
     if step % out.cfg.log_every == 0 or step == total:
-        elapsed = time.perf_counter() - out.start_time
-        eta = elapsed / max(step - out.start_step, 1) * (total - step)
         out.log(
             f"step {step}/{total} loss {metrics['loss']:+.4f} "
             f"reward {metrics['reward_mean']:+.3f} acc {metrics['accuracy']:.3f} "
             f"kept {metrics['groups_kept_fraction']:.2f} len {metrics['response_length_mean']:.0f} "
-            f"w {metrics['weight_mean']:.3f} gnorm {metrics['grad_norm']:.3f} ETA {eta:.0f}s"
+            f"w {metrics['weight_mean']:.3f} gnorm {metrics['grad_norm']:.3f} "
+            + ("ETA after the next step" if eta is None else f"ETA {eta:.0f}s")
         )
+
+
+def eta_seconds(first_done: dict, step: int, total: int, now: float) -> float | None:
+    """Seconds left, from the steps after this process's first one (which compiles the rollout
+    and update programs: counted, it made a 28 s run announce 363 s). None until one later step
+    has been timed. `first_done` holds (time, step) of the first step, set on the first call.
+    """
+    if "time" not in first_done:
+        first_done.update(time=now, step=step)
+        return None
+    timed = step - first_done["step"]
+    return (now - first_done["time"]) / timed * (total - step) if timed > 0 else None

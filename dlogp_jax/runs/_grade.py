@@ -26,6 +26,7 @@ from dlogp_jax.data.rows import read_rows, where
 from dlogp_jax.errors import DataError
 from dlogp_jax.rl.rewards import REWARDS, Grader, answer_key
 from dlogp_jax.runs import settings as settings_lib
+from dlogp_jax.runs.progress import setup_logging
 from dlogp_jax.runs.settings import GradeSettings
 
 
@@ -108,6 +109,7 @@ def grade(settings: GradeSettings) -> Path:
       DataError: unreadable data or a row without a response / answer.
       ValueError: an unknown grader.
     """
+    setup_logging()  # INFO lines outside app.run (notebooks)
     out = Path(settings.out)
     records = read_responses(settings)
     names = grader_names(settings, [r["source"] for r in records])

@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 from absl import logging
-from tqdm import tqdm
+from tqdm.auto import tqdm  # notebook-aware
 
 from dlogp_jax import outputs, toy
 from dlogp_jax.analysis.sample_summary import summarize_samples

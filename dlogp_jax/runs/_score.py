@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from absl import logging
-from tqdm import tqdm
+from tqdm.auto import tqdm  # notebook-aware
 
 from dlogp_jax import outputs, toy
 from dlogp_jax.analysis import metrics, plots

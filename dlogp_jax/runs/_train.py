@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax
 from absl import logging
+from tqdm.auto import tqdm  # notebook-aware
 
 from dlogp_jax import outputs, toy
 from dlogp_jax.data.prompts import Prompt
@@ -83,15 +84,24 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         model.model_type,
         model.num_params / 1e6,
     )
-    return trainer.train(
-        ctx=ctx,
-        init_params=params,
-        cfg=loop,
-        rollout=settings.rollout,
-        loss=settings.loss,
-        opt=settings.optimizer,
-        log=log,
-    )
+    bar = tqdm(total=loop.total_steps, unit="step", desc="training", disable=not ctx.is_writer)
+
+    def on_step(done: int) -> None:
+        bar.update(done - bar.n)  # a resumed run starts at its restored step
+
+    try:
+        return trainer.train(
+            ctx=ctx,
+            init_params=params,
+            cfg=loop,
+            rollout=settings.rollout,
+            loss=settings.loss,
+            opt=settings.optimizer,
+            log=log,
+            on_step=on_step,
+        )
+    finally:
+        bar.close()
 
 
 def trainer_config(settings: TrainSettings) -> trainer.TrainerConfig:

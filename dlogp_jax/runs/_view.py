@@ -15,6 +15,7 @@ from dlogp_jax import outputs
 from dlogp_jax.analysis import view_data, view_page
 from dlogp_jax.errors import DataError
 from dlogp_jax.model.tokenizer import load_tokenizer
+from dlogp_jax.runs.progress import setup_logging
 from dlogp_jax.runs.settings import ViewSettings
 
 LARGE_MIB = 200  # a page above this size loads slowly (its JSON is parsed at once)
@@ -26,6 +27,7 @@ def view(settings: ViewSettings) -> Path:
     Raises:
       DataError: the input is not a score/sample output, lacks Δlog p, or lacks the criterion.
     """
+    setup_logging()  # INFO lines outside app.run (notebooks)
     src = Path(settings.input)
     kind = check_input(src, settings)
     if kind == "score":

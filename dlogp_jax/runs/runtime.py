@@ -9,6 +9,7 @@ import jax
 from absl import logging
 from jax.experimental import multihost_utils
 
+from dlogp_jax.runs.progress import setup_logging
 from dlogp_jax.runs.settings import Distributed
 from dlogp_jax.sharding import make_mesh
 
@@ -27,6 +28,7 @@ def init_runtime(mesh: str = "fsdp:-1", distributed: Distributed | None = None):
     Returns:
       the jax.sharding.Mesh over every process's devices.
     """
+    setup_logging()
     _quiet_libraries()
     distributed = distributed or Distributed()
     wanted = distributed.enabled or os.environ.get("DLOGP_DISTRIBUTED") == "1"

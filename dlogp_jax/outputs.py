@@ -52,12 +52,15 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     return write_text(path, "".join(json.dumps(r, default=_default) + "\n" for r in rows))
 
 
-def write_parquet(path: str | Path, columns: dict[str, Any]) -> Path:
+def write_parquet(
+    path: str | Path, columns: dict[str, Any], metadata: dict[str, str] | None = None
+) -> Path:
     """Writes a dict of equal-length columns as a parquet table atomically.
 
     Args:
       columns: name -> [rows] values: arrays (or anything `np.asarray` takes) become typed columns;
         Python lists are given to pyarrow as they are, so a list of lists becomes a list column.
+      metadata: key -> text stored in the schema metadata (e.g. units).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -65,6 +68,8 @@ def write_parquet(path: str | Path, columns: dict[str, Any]) -> Path:
     table = pa.table(
         {k: np.asarray(v) if not isinstance(v, list) else v for k, v in columns.items()}
     )
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     return _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 

@@ -1,11 +1,14 @@
 """`score`: per-token log p, entropy, Δlog p and KL (both ways) of text under one or two models.
 
 The metrics are those of docs/method.md §1. Outputs in `settings.out`:
-  tokens.parquet  one row per response token: row, position, token_id, token, logp_base, logp_rl,
+  tokens.parquet  one row per response token: row, the input's id columns (prompt_index,
+                  sample_index, id, *_id: tokens join back to samples), position, token_id,
+                  token (vocabulary piece), token_text (decoded), logp_base, logp_rl,
                   dlogp, entropy_base, entropy_rl, kl_rl_base, kl_base_rl (two-model columns only
                   with an RL model); `group` when the data has one; with top_alternatives = K,
                   list columns top_ids_base, top_tokens_base, top_probs_base (and _rl): each
-                  model's K most probable next tokens at that position, best first.
+                  model's K most probable next tokens at that position, best first. Units
+                  (nats) are in the schema metadata (`dlogp_jax.units`).
   summary.json    counts, mean/quantiles of every metric, |Δlog p| sparsity, extreme tokens.
   histograms.png  density (log-y) of entropy, KL and Δlog p (the paper's Fig. 1b analogue): shared
                   bins per metric, one colour per group; also histograms.pdf and .svg.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from absl import logging
@@ -30,6 +34,13 @@ from dlogp_jax.data.rows import read_rows
 from dlogp_jax.model.pair import load_pair
 from dlogp_jax.runs import runtime
 from dlogp_jax.runs.settings import ScoreSettings
+
+# tokens.parquet's schema metadata: what the numbers are.
+TABLE_METADATA = {
+    "dlogp_jax.units": "nats (natural-log probabilities, entropies and KL divergences)",
+    "dlogp_jax.columns": "logp_*: log p of the token; dlogp = logp_rl - logp_base; entropy_*: "
+    "of the next-token distribution; kl_rl_base = KL(pi_rl || pi_base) at that position",
+}
 
 
 def score(settings: ScoreSettings) -> Path:
@@ -46,8 +57,9 @@ def score(settings: ScoreSettings) -> Path:
     if settings.demo:
         base, rl, data = build_demo(out)
     pair = load_pair(base, rl or None, mesh=mesh, dtype=settings.dtype)
+    rows = read_rows(data)
     examples = encode_rows(
-        read_rows(data),
+        rows,
         pair.tokenizer,
         path=data,
         vocab_limit=pair.vocab_limit,
@@ -69,7 +81,7 @@ def score(settings: ScoreSettings) -> Path:
     elapsed = time.perf_counter() - start
     if not runtime.is_writer():
         return out
-    table = token_table(results, pair.tokenizer)
+    table = token_table(results, pair.tokenizer, row_columns=id_columns(rows))
     summary = metrics.summarize(table, k=settings.top_k)
     summary.update(
         base=str(base),
@@ -78,23 +90,46 @@ def score(settings: ScoreSettings) -> Path:
         seconds=elapsed,
         tokens_per_second=total / max(elapsed, 1e-9),
     )
-    outputs.write_parquet(out / "tokens.parquet", table)
+    outputs.write_parquet(out / "tokens.parquet", table, metadata=TABLE_METADATA)
     outputs.write_json(out / "summary.json", summary)
     plots.histograms(table, out / "histograms.png", title=f"{Path(data).name}: {total} tokens")
     logging.info("wrote %s (%.0f tokens/s)", out, summary["tokens_per_second"])
     return out
 
 
+def id_columns(rows: list[dict[str, Any]]) -> dict[str, list]:
+    """The input's identifying columns, to join tokens back to samples: prompt_index,
+    sample_index, id and any `*_id` / `*_index` field holding a scalar (int or str) in every row.
+
+    Returns:
+      name -> [len(rows)] values, in the first row's field order.
+    """
+    names = [k for k in (rows[0] if rows else {}) if k == "id" or k.endswith(("_id", "_index"))]
+    scalar = (int, str, np.integer)
+    return {
+        k: [r[k] for r in rows]
+        for k in names
+        if all(isinstance(r.get(k), scalar) and not isinstance(r.get(k), bool) for r in rows)
+    }
+
+
 def token_table(
-    results: Iterable[tuple[Example, dict[str, np.ndarray]]], tokenizer
+    results: Iterable[tuple[Example, dict[str, np.ndarray]]],
+    tokenizer,
+    *,
+    row_columns: dict[str, list] | None = None,
 ) -> dict[str, np.ndarray]:
     """The long per-token table: one entry per response token, sorted by row.
 
     Args:
       results: (example, metrics) pairs from `analysis.scoring.score_examples`, each metric a
         [len(example.response_ids)] array.
+      row_columns: per-input-row values (`id_columns`), [rows of the data file] each, repeated
+        for every token of the row.
     Returns:
-      columns row, position, token_id, token, then the metrics in `metrics.METRIC_COLUMNS` order
+      columns row, the row columns, position, token_id, token (the vocabulary piece, byte-level
+      `Ġ` and all), token_text (that token decoded alone: the text it adds; part of a multi-byte
+      character decodes to U+FFFD), then the metrics in `metrics.METRIC_COLUMNS` order
       (`logp`/`entropy` of one model named `logp_base`/`entropy_base`), and `group` when any
       example has one; each [total response tokens]. [n, K] alternatives (`top_ids*`,
       `top_logp*`) become list columns top_ids_<model>, top_tokens_<model>, top_probs_<model>
@@ -117,12 +152,28 @@ def token_table(
     names = ["row", "position", "token_id", "token"]
     names += [c for c in metrics.METRIC_COLUMNS if c in cols]  # the documented column order
     table = {k: np.concatenate(cols[k]) if cols[k] else np.zeros(0) for k in names}
+    table = _with_text_and_ids(table, tokenizer, row_columns or {})
     if any(ex.group for ex, _ in results):
         table["group"] = np.concatenate(groups).astype(str)
     for model in ("base", "rl"):
         if f"top_ids_{model}" in cols:
             table.update(_alternatives(cols, model, tokenizer))
     return table
+
+
+def _with_text_and_ids(table: dict, tokenizer, row_columns: dict[str, list]) -> dict:
+    """`table` with the row columns after `row` and token_text after `token`."""
+    unique, inverse = np.unique(table["token_id"].astype(np.int64), return_inverse=True)
+    text = np.asarray([tokenizer.decode([int(i)]) for i in unique] or [""], dtype=object)
+    out = {"row": table["row"]}
+    rows = table["row"].astype(np.int64)
+    for name, values in row_columns.items():
+        out[name] = np.asarray(values)[rows] if len(rows) else np.zeros(0)
+    for name, column in table.items():
+        out.setdefault(name, column)
+        if name == "token":
+            out["token_text"] = text[inverse].astype(str) if len(rows) else np.zeros(0, str)
+    return out
 
 
 def _alternatives(cols: dict[str, list], model: str, tokenizer) -> dict[str, list]:

@@ -18,6 +18,7 @@ TWO_MODEL_COLUMNS = [
     "position",
     "token_id",
     "token",
+    "token_text",
     "logp_base",
     "logp_rl",
     "dlogp",
@@ -48,6 +49,8 @@ def test_demo_writes_all_outputs(tmp_path):
     assert len(summary["dlogp_extremes"]["most_negative"]) == 20
     assert (out / "histograms.png").stat().st_size > 10_000
     assert summary["metrics"]["kl_rl_base"]["min"] >= -1e-5
+    metadata = pq.read_schema(out / "tokens.parquet").metadata
+    assert b"nats" in metadata[b"dlogp_jax.units"]
 
 
 def test_text_rows_match_direct_scoring(tmp_path, pair_dirs):
@@ -57,6 +60,8 @@ def test_text_rows_match_direct_scoring(tmp_path, pair_dirs):
         {"prompt": "Hi", "response": "x"},
         {"prompt": "A longer prompt, to vary the length.", "response": "ok!"},
     ]
+    for i, r in enumerate(rows):  # identifying columns travel to every token of the row
+        r.update(prompt_index=i // 2, sample_index=i % 2)
     data = _write_jsonl(tmp_path / "d.jsonl", rows)
     out = score.run(
         get_config("score", base=str(base), rl=str(rl), data=str(data), out=str(tmp_path / "o"))
@@ -81,6 +86,8 @@ def test_text_rows_match_direct_scoring(tmp_path, pair_dirs):
         got = table[table.row == i]
         assert list(got.token_id) == ids[n_prompt:]
         assert list(got.position) == list(range(len(ids) - n_prompt))
+        assert set(got.prompt_index) == {i // 2} and set(got.sample_index) == {i % 2}
+        assert "".join(got.token_text) == r["response"]  # decoded text, not byte-level pieces
         np.testing.assert_allclose(got.dlogp, np.asarray(ref["dlogp"])[0, n_prompt:], atol=2e-4)
 
 
@@ -100,6 +107,7 @@ def test_id_rows_chat_template_and_single_model(tmp_path, pair_dirs):
         "position",
         "token_id",
         "token",
+        "token_text",
         "logp_base",
         "entropy_base",
         "group",

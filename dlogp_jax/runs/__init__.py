@@ -10,6 +10,7 @@ from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._grade import grade
+from dlogp_jax.runs._pairs import pairs
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
@@ -20,6 +21,7 @@ from dlogp_jax.runs.settings import (
     Distributed,
     EvalSettings,
     GradeSettings,
+    PairsSettings,
     SampleSettings,
     ScoreSettings,
     TrainerSettings,
@@ -35,6 +37,7 @@ __all__ = [
     "GradeSettings",
     "LossConfig",
     "OptimizerConfig",
+    "PairsSettings",
     "RolloutConfig",
     "SampleSettings",
     "ScoreSettings",
@@ -48,6 +51,7 @@ __all__ = [
     "init_runtime",
     "is_writer",
     "make_spec",
+    "pairs",
     "plan",
     "sample",
     "samples_to_score_rows",

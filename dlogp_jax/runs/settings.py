@@ -124,6 +124,28 @@ class ScoreSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class PairsSettings:
+    """`pairs`: `sample` outputs -> one `score` input with exact token ids, grouped by author."""
+
+    samples: str = ""  # comma-separated DIR:GROUP, each DIR a dlogp-sample output
+    out: str = "runs/pairs.jsonl"  # the .jsonl to write
+
+    def __post_init__(self):
+        _paths(self, "out")
+        problems = [] if self.samples else ["samples: set --config.samples=DIR:GROUP,DIR:GROUP."]
+        for spec in filter(None, self.samples.split(",")):
+            path, sep, group = spec.rpartition(":")
+            if not (sep and path and group):
+                problems.append(f"samples: write DIR:GROUP, got {spec!r}.")
+        _raise(problems + local_path_problems(self.out, "out"))
+
+    @property
+    def sample_runs(self) -> list[tuple[str, str]]:
+        """(directory, group) pairs of `samples`."""
+        return [s.rpartition(":")[::2] for s in filter(None, self.samples.split(","))]
+
+
+@dataclasses.dataclass(frozen=True)
 class ViewSettings:
     """`view`: one self-contained HTML page of a `score` or `sample` output's tokens."""
 

@@ -24,6 +24,7 @@ CLIS = {
     "demo": "demo",
     "view": "view",
     "grade": "grade",
+    "pairs": "pairs",
 }
 
 
@@ -152,6 +153,7 @@ def test_every_cli_has_a_dry_run(cli, tmp_path):
         "demo": dict(workdir=str(tmp_path / "w")),
         "view": dict(input=str(tmp_path)),
         "grade": dict(data=str(data)),
+        "pairs": dict(samples=f"{tmp_path}:g"),
     }[cli]
     config = get_config(CLIS[cli], "tiny" if cli == "train" else None, **overrides)
     text = common.dry_run(module.settings, config)

@@ -31,6 +31,7 @@ def get_config(arg=None):
     c.max_prompt_len = 2048  # tokens; longer prompts are refused (the paper: 2048)
     c.dtype = "float32"  # compute dtype ("bfloat16" on accelerators)
     c.param_dtype = "float32"  # master weights and AdamW state (keep fp32: lr 1e-6 steps)
+    c.export_dtype = "bfloat16"  # HF exports (hf/): bfloat16 to serve (vllm serve) | float32 exact
     c.mesh = "fsdp:-1"  # device mesh, axis:size with -1 = the rest, e.g. "fsdp:8,tensor:4"
     c.reference = (
         False  # keep the initial policy to log Δlog p vs init (and k3 KL when kl_coef > 0)

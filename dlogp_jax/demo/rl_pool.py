@@ -50,6 +50,7 @@ def train_config(ctx: Ctx, method: str, seed: int, workdir: Path) -> dict[str, A
         "total_steps": r.steps,
         "mesh": ctx.settings.mesh,
         "reference": False,
+        "export_dtype": "float32",  # scored against the fp32 base: no bf16 rounding in Δlog p
     }
     rollout = {
         "n": r.n,

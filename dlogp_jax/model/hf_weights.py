@@ -27,6 +27,7 @@ from safetensors.numpy import save_file
 
 from dlogp_jax.errors import CheckpointError
 from dlogp_jax.model.config import ModelConfig
+from dlogp_jax.model.tokenizer import stop_token_ids
 from dlogp_jax.model.transformer import ParamInfo, param_table
 from dlogp_jax.sharding import gather_to_host, place
 
@@ -271,11 +272,34 @@ def export_params(
     )
     (tmp / "config.json").write_text(json.dumps(config.to_hf(torch_dtype), indent=2))
     if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)  # tokenizer.json, its config and the chat template
+        generation = generation_config(tokenizer)
+        (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2))
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
     return path
+
+
+def numpy_dtype(name: str):
+    """The NumPy dtype of a dtype name: float32 | bfloat16 (ml_dtypes) | float16."""
+    dtypes = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+    if name not in dtypes:
+        raise ValueError(f"dtype {name!r}: use one of {', '.join(dtypes)}.")
+    return dtypes[name]
+
+
+def generation_config(tokenizer) -> dict[str, Any]:
+    """generation_config.json of an export: the special token ids servers (transformers, vLLM) stop
+    and pad with. eos lists every stop token of our sampler (`tokenizer.stop_token_ids`: eos,
+    `<|im_end|>`, `<|endoftext|>` where present), so a served chat model ends its turn as ours."""
+    eos = list(stop_token_ids(tokenizer))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or [None])[0]
+    return {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": eos[0] if len(eos) == 1 else eos,
+        "pad_token_id": pad,
+    }
 
 
 def _write_safetensors(out: Path, tensors: dict[str, np.ndarray], max_shard_bytes: int) -> None:

@@ -57,7 +57,14 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
     ref = jax.tree.map(lambda x: x.copy(), params) if keep_ref else None
 
     def export(path, p):  # every process gathers; process 0 writes
-        hf_weights.export_params(path, p, model, tokenizer=tokenizer, write=runtime.is_writer())
+        hf_weights.export_params(
+            path,
+            p,
+            model,
+            tokenizer=tokenizer,
+            dtype=hf_weights.numpy_dtype(settings.export_dtype),
+            write=runtime.is_writer(),
+        )
 
     if runtime.is_writer():
         outputs.write_json(workdir / "config.json", config_dict(settings))

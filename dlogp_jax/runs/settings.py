@@ -329,6 +329,7 @@ class TrainSettings:
     max_prompt_len: int = 2048
     dtype: str = "float32"  # compute dtype ("bfloat16" on accelerators)
     param_dtype: str = "float32"  # master weights and AdamW state (keep fp32: lr 1e-6 steps)
+    export_dtype: str = "bfloat16"  # HF exports: bfloat16 to serve | float32 (the master weights)
     mesh: str = "fsdp:-1"
     reference: bool = False  # keep the initial policy: Δlog p vs init (and k3 KL if kl_coef > 0)
     total_steps: int = 100
@@ -346,6 +347,7 @@ class TrainSettings:
             problems.append("data: set --config.data=FILE (or --config.toy_task=true).")
         problems += local_path_problems(self.workdir, "workdir")
         problems += _dtype(self.dtype, "dtype") + _dtype(self.param_dtype, "param_dtype")
+        problems += _dtype(self.export_dtype, "export_dtype")
         problems += _at_least(self, 1, "max_prompt_len") + _at_least(self, 0, "total_steps")
         pairs = self.rollout.rewards_by_source
         if isinstance(pairs, str) or not all(

@@ -230,3 +230,35 @@ def test_untied_config_without_lm_head(qwen2_dir, tmp_path):
     with pytest.raises(CheckpointError, match=r"lm_head\.weight is missing") as e:
         hf_weights.load_params(path)
     assert "tie_word_embeddings" in str(e.value)
+
+
+def test_serving_export_bf16_generation_config_and_chat_template(tmp_path):
+    """What `vllm serve DIR` / transformers read: bf16 weights whose logits match ours within bf16
+    rounding, generation_config.json with the stop/pad ids, the tokenizer's chat template."""
+    tok = toy.build_tokenizer()
+    config = toy.tiny_config(len(tok))
+    params = toy.transformer.init(jax.random.key(1), config)
+    dtype = hf_weights.numpy_dtype("bfloat16")
+    out = hf_weights.export_params(tmp_path / "serve", params, config, tok, dtype=dtype)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    tokens = np.random.default_rng(1).integers(0, len(tok), (2, 12))
+    positions = np.broadcast_to(np.arange(12), tokens.shape)
+    ours, _ = toy.transformer.apply(
+        params, jnp.asarray(tokens), jnp.asarray(positions), config=config
+    )
+    with torch.no_grad():
+        theirs = hf(input_ids=torch.as_tensor(tokens)).logits.numpy()
+    np.testing.assert_allclose(theirs, np.asarray(ours), atol=0.05, rtol=0.05)  # bf16: ~3 digits
+    assert np.abs(theirs - np.asarray(ours)).max() > 0  # the weights really were rounded
+    generation = transformers.GenerationConfig.from_pretrained(out)
+    vocab = tok.get_vocab()
+    assert sorted(generation.eos_token_id) == sorted([vocab["<|im_end|>"], vocab["<|endoftext|>"]])
+    assert generation.pad_token_id == tok.pad_token_id
+    reloaded = transformers.AutoTokenizer.from_pretrained(out)
+    messages = [{"role": "user", "content": "1+1?"}]
+    render = dict(tokenize=False, add_generation_prompt=True)
+    assert reloaded.apply_chat_template(messages, **render) == tok.apply_chat_template(
+        messages, **render
+    )
+    with pytest.raises(ValueError, match="dtype 'fp8': use one of float32, bfloat16, float16"):
+        hf_weights.numpy_dtype("fp8")

@@ -8,6 +8,7 @@ returns a matplotlib `Figure` built without pyplot, so it never switches the use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,15 +103,35 @@ def histograms(
     Returns:
       the PNG path.
     """
-    fig = histogram_figure(table, bins=bins, title=title)
+    return save_figure(histogram_figure(table, bins=bins, title=title), path)[0]
+
+
+def save_figure(
+    fig, path: str | Path, formats: Sequence[str] = FORMATS, dpi: int = 150
+) -> list[Path]:
+    """Writes `fig` at `path` once per format (the suffix is replaced), each file atomically.
+
+    Saving goes through the figure's own Agg canvas (`Figure.savefig`), never pyplot, so the
+    user's backend and pyplot's figure list are left alone.
+    Args:
+      fig: a `matplotlib.figure.Figure`.
+      path: the target; `path.with_suffix(f".{fmt}")` is written for each of `formats`.
+      formats: any of png, pdf, svg.
+    Returns:
+      the written paths, in the order of `formats`.
+    """
+    if bad := [f for f in formats if f not in FORMATS]:
+        raise ValueError(f"formats {bad}: use some of {', '.join(FORMATS)}.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in FORMATS:
+    written = []
+    for fmt in formats:
         target = path.with_suffix(f".{fmt}")
         tmp = target.with_name(f".{target.name}.tmp.{fmt}")  # the file appears whole or not at all
         try:
-            fig.savefig(tmp, format=fmt, dpi=150)
+            fig.savefig(tmp, format=fmt, dpi=dpi)
             tmp.replace(target)
         finally:
             tmp.unlink(missing_ok=True)
-    return path
+        written.append(target)
+    return written

@@ -17,6 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dlogp_jax.analysis.plots import FORMATS as PLOT_FORMATS
 from dlogp_jax.analysis.view_data import COLOURINGS
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
@@ -144,6 +145,50 @@ class ViewSettings:
             problems.append(f"criterion={self.criterion!r}: use one of {', '.join(COLOURINGS)}.")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
             problems.append(f"threshold={self.threshold!r}: must be a number.")
+        _raise(problems)
+
+
+PLOT_KINDS = ("train", "sample")
+
+
+def _str_list(value) -> tuple[str, ...]:
+    """("a", "b") from "a,b" or a sequence of strings."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSettings:
+    """`plot`: paper figures of `train` runs (Fig. 5 layout) or of `sample` outputs (Fig. 1c/2, 4)."""
+
+    kind: str = "train"  # train: dlogp-train workdirs; sample: dlogp-sample output directories
+    inputs: tuple[str, ...] = ()  # the run / output directories; also given as "a,b,..."
+    labels: tuple[str, ...] = ()  # one legend label per input ("" = the directory names)
+    out: str = ""  # directory of the figures ("" = the input, when there is one)
+    formats: tuple[str, ...] = PLOT_FORMATS  # any of png, pdf, svg; also given as "png,pdf"
+    metrics: tuple[str, ...] = ()  # train: the metrics.jsonl keys to plot (() = the usual set)
+    title: str = ""  # figure title ("" = none)
+    dpi: int = 150  # PNG resolution
+
+    def __post_init__(self):
+        for name in ("inputs", "labels", "formats", "metrics"):
+            object.__setattr__(self, name, _str_list(getattr(self, name)))
+        _paths(self, "out")
+        problems = [] if self.kind in PLOT_KINDS else [f"kind={self.kind!r}: use train or sample."]
+        if not self.inputs:
+            problems.append("inputs: give the runs, e.g. dlogp-plot train RUN1 RUN2.")
+        if self.labels and len(self.labels) != len(self.inputs):
+            problems.append(
+                f"labels: {len(self.labels)} labels for {len(self.inputs)} inputs; give one each."
+            )
+        if len(self.inputs) > 1 and not self.out:
+            problems.append("out: set --config.out=DIR when plotting several inputs.")
+        bad = [f for f in self.formats if f not in PLOT_FORMATS]
+        if bad or not self.formats:
+            problems.append(f"formats={','.join(bad)!r}: use some of {', '.join(PLOT_FORMATS)}.")
+        for path in self.inputs:
+            problems += local_path_problems(path, "inputs")
+        problems += local_path_problems(self.out, "out") + _at_least(self, 1, "dpi")
         _raise(problems)
 
 

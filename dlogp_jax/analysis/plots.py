@@ -42,7 +42,7 @@ def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = 
 
     Args:
       table: token table columns, each [N] (see `dlogp_jax.analysis.metrics`); an optional [N]
-        `group` column gives one colour per group.
+        `group` column gives one colour per group (in order of appearance).
       bins: bins per panel, shared by every curve of the panel.
       title: the figure's title ("" = none).
     Returns:
@@ -53,7 +53,7 @@ def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = 
 
     panels = [(t, x, [c for c in cols if c[0] in table]) for t, x, cols in PANELS]
     panels = [p for p in panels if p[2]] or [ONE_MODEL]
-    groups = sorted(set(table["group"].tolist())) if "group" in table else [""]
+    groups = list(dict.fromkeys(table["group"].tolist())) if "group" in table else [""]
     colour = {g: COLOURS[i % len(COLOURS)] for i, g in enumerate(groups)}
     fig = Figure(figsize=(4.6 * len(panels), 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -86,7 +86,15 @@ def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = 
                 for (_, label), s in zip(cols, STYLES)
             ]
         if handles:
-            ax.legend(handles=handles, fontsize=8, frameon=False)
+            # Below the panel, off the data (tails fill the corners of a log-density plot).
+            ax.legend(
+                handles=handles,
+                fontsize=8,
+                frameon=False,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.2),
+                ncols=2,
+            )
     if title:
         fig.suptitle(title)
     return fig

@@ -5,7 +5,7 @@ The figures take plain points (`Point`: an x, an accuracy and its 95% half-width
 `dlogp-plot sample` draw with the same code; `sample_points` turns `dlogp-sample` summaries into
 them. Reference runs (the base model alone, the RL model alone) are drawn as a dashed line with
 their interval shaded in every panel. Legends sit below the panels, never over the data; the x-axis
-is logarithmic when the positive x values span two decades or more (symlog when a 0 is among them).
+is logarithmic when the positive x values span a decade or more (symlog when a 0 is among them).
 Figures are built without pyplot (`plots.save_figure` writes them).
 """
 
@@ -34,7 +34,7 @@ CRITERIA = {
 }
 REFERENCE_COLOURS = ("0.5", "black")
 REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
-DECADES_FOR_LOG = 2.0  # log-x once max/min of the positive x reaches 10^2
+DECADES_FOR_LOG = 1.0  # log-x once max/min of the positive x reaches 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +67,19 @@ def _x_scale(ax, xs: np.ndarray, log_x: bool | None) -> None:
         log_x = pos.size > 1 and np.log10(pos.max() / pos.min()) >= DECADES_FOR_LOG
     if not log_x or pos.size == 0:
         return
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, SymmetricalLogLocator
+
     if (xs <= 0).any():  # a rate of 0 has no log: linear below the smallest positive rate
         ax.set_xscale("symlog", linthresh=float(pos.min()), linscale=0.5)
         ax.set_xlim(left=-0.3 * float(pos.min()))  # no negative rates
+        locator = SymmetricalLogLocator(linthresh=float(pos.min()), base=10, subs=(1, 2, 5))
     else:
         ax.set_xscale("log")
+        locator = LogLocator(subs=(1, 2, 5))
+    # Plain labels at 1-2-5 steps (0.01, 0.02, 0.05, ...), none on the minor ticks.
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _err(points: Sequence[Point]) -> np.ndarray:
@@ -97,10 +105,8 @@ def _references(ax, references: Mapping[str, Point], *, vertical: bool = False) 
             span(ref.accuracy - ref.ci95, ref.accuracy + ref.ci95, color=colour, alpha=0.1, lw=0)
 
 
-def _legend(
-    fig, colours: dict[str, str], references: Mapping[str, Point], *, right: bool, bars=False
-) -> None:
-    """One legend outside the axes (right of a single panel, below several)."""
+def _legend(fig, colours: dict[str, str], references: Mapping[str, Point], *, bars=False) -> None:
+    """One legend below the axes, off the data."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -117,8 +123,7 @@ def _legend(
     ]
     shaded = "error bars" + (" and shading" if 0 < len(references) <= 2 else "")
     handles.append(Patch(color="0.5", alpha=0.25, label=f"{shaded}: 95% interval"))
-    loc, ncols = ("outside right upper", 1) if right else ("outside lower center", 3)
-    fig.legend(handles=handles, loc=loc, ncols=ncols, frameon=False, fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False, fontsize=8)
 
 
 def _acc(p: Point) -> str:
@@ -166,7 +171,7 @@ def curves_figure(
         ax.set_title(panel.title, fontsize=10)
         ax.grid(alpha=0.25, which="major")
     axes[0].set_ylabel(ylabel)
-    _legend(fig, colours, references, right=len(panels) == 1)
+    _legend(fig, colours, references)
     if title:
         fig.suptitle(title)
     return fig
@@ -211,7 +216,7 @@ def bars_figure(
     _references(ax, references, vertical=True)
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.25, axis="x")
-    _legend(fig, {g: colour[g] for g in names if g}, references, right=True, bars=True)
+    _legend(fig, {g: colour[g] for g in names if g}, references, bars=True)
     if title:
         fig.suptitle(title)
     return fig

@@ -8,7 +8,8 @@
                bands; `accuracy.*`: each output's accuracy with its 95% interval (Fig. 4's bars).
 
 Every input is read and checked before a figure is drawn (one DataError line naming the input and
-the fix). Figures go to `settings.out` ("" = the single input's directory), each file atomically.
+the fix). Figures go to `settings.out` ("" = the single input's directory; a train input may also be its
+metrics.jsonl file), each file atomically.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def plot(settings: PlotSettings) -> list[Path]:
         raise DataError(
             f"labels {list(labels)} repeat: set --config.labels=a,b,... (one distinct per input)."
         )
-    out = Path(settings.out or settings.inputs[0])
+    first = Path(settings.inputs[0])
+    out = Path(settings.out) if settings.out else first if first.is_dir() else first.parent
     if settings.kind == "train":
         figures = {"training": _train_figure(settings, labels)}
     else:

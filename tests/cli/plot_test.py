@@ -52,6 +52,8 @@ def test_train_runs_to_training_figure_in_every_format(tmp_path):
     # one input: the figure goes beside it; words override kind and inputs
     (png,) = plot.run(get_config("plot", formats="png"), ["train", a])
     assert png == tmp_path / "dapo" / "training.png"
+    (svg,) = plot.run(get_config("plot", formats="svg", inputs=f"{a}/metrics.jsonl"))
+    assert svg == tmp_path / "dapo" / "training.svg"
 
 
 def test_sample_outputs_to_replacement_and_bar_figures(tmp_path):

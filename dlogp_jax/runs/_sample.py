@@ -90,6 +90,8 @@ def sample(settings: SampleSettings) -> Path:
         chat_template=settings.chat_template,
         prompt_suffix=settings.prompt_suffix,
     )
+    choice = engines.choice_of(settings)
+    engine = _engine_config(choice, pair, spec, settings, prompts)  # budget errors: before work
     writer = runtime.is_writer()
     files.check_run_file(out, record, write=writer)
     samples_file = out / "samples.jsonl"
@@ -98,8 +100,6 @@ def sample(settings: SampleSettings) -> Path:
     if writer:  # rewrite without torn/partial groups, then append batch by batch
         outputs.write_jsonl(samples_file, [r for p in sorted(done) for r in done[p]])
     logging.info("%d prompts, %d already done, %d to decode", len(prompts), len(done), len(todo))
-    choice = engines.choice_of(settings)
-    engine = _engine_config(choice, pair, spec, settings, todo)
     stats = []
     bar = tqdm(
         total=len(todo), unit="prompt", desc=f"sampling ({settings.mode})", disable=not writer
@@ -130,17 +130,21 @@ def sample(settings: SampleSettings) -> Path:
     return out
 
 
-def _engine_config(choice, pair: ModelPair, spec: DecodeSpec, settings, todo: list[Prompt]):
-    """The paged engine's sizes for this run (None for static), checked before any decoding."""
-    if not choice.paged or not todo:
+def _engine_config(choice, pair: ModelPair, spec: DecodeSpec, settings, prompts: list[Prompt]):
+    """The paged engine's sizes for this run (None for static), checked before any decoding.
+
+    Sized for every prompt of the data (not only those left to decode), so a resumed run uses
+    the same engine.
+    """
+    if not choice.paged or not prompts:
         return None
     engines.check_processes(choice)
     configs = (pair.config_base,) + ((pair.config_rl,) if pair.params_rl is not None else ())
     return engines.engine_config(
         choice,
         configs,
-        sequences=min(settings.batch_prompts, len(todo)) * settings.n,
-        longest_prompt=max(len(p.ids) for p in todo),
+        sequences=min(settings.batch_prompts, len(prompts)) * settings.n,
+        longest_prompt=max(len(p.ids) for p in prompts),
         max_new=spec.max_new_tokens,
     )
 

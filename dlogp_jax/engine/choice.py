@@ -106,13 +106,22 @@ def free_device_bytes() -> int | None:
     return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
 
 
-def check_processes(choice: EngineChoice, prefix: str = "") -> None:
-    """The paged engine's host loop reads per-slot arrays back, which needs every device local."""
-    if choice.paged and jax.process_count() > 1:
-        raise ValueError(
-            f"{prefix}engine='paged' runs in a single process for now ({jax.process_count()} "
-            f"processes here): set --config.{prefix}engine=static on multi-host slices."
-        )
+def for_processes(choice: EngineChoice) -> EngineChoice:
+    """`choice`, or static in a multi-process run: the paged engine's host loop reads per-slot
+    arrays back, which needs every device local. Both give the same samples."""
+    if not choice.paged or jax.process_count() == 1:
+        return choice
+    return dataclasses.replace(choice, engine="static")
+
+
+def multi_process_note(choice: EngineChoice, prefix: str = "") -> str | None:
+    """The line a run logs when `for_processes` turns its paged engine into static, else None."""
+    if for_processes(choice) == choice:
+        return None
+    return (
+        f"{prefix}engine=paged runs in one process; {jax.process_count()} processes here: "
+        "decoding with engine=static (the same samples, in dense batches)."
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -194,9 +203,9 @@ def decode(
     """
     models = dict(spec=spec, config_base=config_base, params_rl=params_rl, config_rl=config_rl)
     args = (params_base, prompt_tokens, prompt_mask, prompt_index)
+    choice = for_processes(choice)
     if not choice.paged:
         return generate(*args, seed=seed, **models), None
-    check_processes(choice, prefix)
     if engine is None:
         longest = longest_prompt or int(np.asarray(prompt_mask).sum(-1).max())
         engine = engine_config(

@@ -91,6 +91,9 @@ def sample(settings: SampleSettings) -> Path:
         prompt_suffix=settings.prompt_suffix,
     )
     choice = engines.choice_of(settings)
+    if note := engines.multi_process_note(choice):
+        logging.warning(note)
+    choice = engines.for_processes(choice)
     engine = _engine_config(choice, pair, spec, settings, prompts)  # budget errors: before work
     writer = runtime.is_writer()
     files.check_run_file(out, record, write=writer)
@@ -138,7 +141,6 @@ def _engine_config(choice, pair: ModelPair, spec: DecodeSpec, settings, prompts:
     """
     if not choice.paged or not prompts:
         return None
-    engines.check_processes(choice)
     configs = (pair.config_base,) + ((pair.config_rl,) if pair.params_rl is not None else ())
     return engines.engine_config(
         choice,

@@ -43,7 +43,8 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
       few informative groups.
     """
     mesh = runtime.init_runtime(settings.mesh, settings.distributed)
-    engines.check_processes(engines.choice_of(settings.rollout), "rollout.")
+    if note := engines.multi_process_note(engines.choice_of(settings.rollout), "rollout."):
+        logging.warning(note)
     workdir = Path(settings.workdir)
     model, params, tokenizer = init_policy(
         init_from=settings.init_from,

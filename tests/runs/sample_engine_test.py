@@ -135,3 +135,16 @@ def test_auto_sizes(monkeypatch):
         choice.EngineChoice(kv_pages=64), both, **{**kw, "sequences": 1000}
     )
     assert many.max_seqs == 64 and many.num_pages == 64  # the CPU cap of auto max_seqs
+
+
+def test_multi_process_runs_decode_static(monkeypatch):
+    """The engine's host loop needs every device local: with 2 processes the choice turns static
+    (the same samples), and the run has a line to log."""
+    assert choice.for_processes(choice.DEFAULT) == choice.DEFAULT
+    assert choice.multi_process_note(choice.DEFAULT) is None
+    monkeypatch.setattr(choice.jax, "process_count", lambda: 2)
+    assert choice.for_processes(choice.DEFAULT).engine == "static"
+    note = choice.multi_process_note(choice.DEFAULT, "rollout.")
+    assert note.startswith("rollout.engine=paged runs in one process; 2 processes here")
+    static = choice.EngineChoice(engine="static")
+    assert choice.for_processes(static) is static

@@ -19,6 +19,7 @@ from typing import Any
 
 from dlogp_jax.analysis.plots import FORMATS as PLOT_FORMATS
 from dlogp_jax.analysis.view_data import COLOURINGS
+from dlogp_jax.engine.choice import setting_problems
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
@@ -216,9 +217,13 @@ class SampleSettings:
     seed: int = 0
     chat_template: bool = True  # one user turn in the tokenizer's chat template
     prompt_suffix: str = ""  # appended to each prompt before templating
-    batch_prompts: int = 8  # prompts decoded together (batch = batch_prompts * n sequences)
+    batch_prompts: int = 8  # prompts per decode call (static: one batch of batch_prompts * n)
     # Left-pad prompts to one of these lengths; also given as "64,128,...".
     prompt_buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+    engine: str = "paged"  # paged (continuous batching over KV pages) | static (dense batch)
+    kv_pages: int = 0  # KV pages per model (paged); 0 = auto from the device's free memory
+    page_size: int = 16  # tokens per KV page (paged)
+    max_seqs: int = 0  # sequences decoded together (paged); 0 = auto
     dtype: str = "float32"  # "bfloat16" on accelerators
     mesh: str = "fsdp:-1"
     grader_workers: int = 2  # processes running math-verify (0 = in process)
@@ -232,6 +237,7 @@ class SampleSettings:
             problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "n", "batch_prompts") + _at_least(self, 0, "grader_workers")
+        problems += setting_problems(self)
         buckets = _int_list(self.prompt_buckets)
         if buckets is None or any(b < 1 for b in buckets):
             problems.append(
@@ -376,6 +382,7 @@ class TrainSettings:
             for p in pairs
         ):
             problems.append(REWARDS_BY_SOURCE_FORMAT)
+        problems += setting_problems(self.rollout, "rollout.")
         _raise(problems)
 
 

@@ -62,6 +62,11 @@ def get_config(arg=None):
     c.rollout.default_reward = "dapo_answer"  # reward (rewards.REWARDS) of unlisted data sources
     # data_source prefix -> reward, "prefix:reward,..." (verl grades math_dapo and aime* alike).
     c.rollout.rewards_by_source = "math_dapo:dapo_answer,aime:dapo_answer"
+    # Decoder of rollouts and evaluation (as dlogp-sample's; README "Sampling engine").
+    c.rollout.engine = "paged"  # paged (continuous batching over KV pages) | static
+    c.rollout.kv_pages = 0  # KV pages per model; 0 = auto: 1/2 of the free device memory
+    c.rollout.page_size = 16  # tokens per KV page
+    c.rollout.max_seqs = 0  # sequences decoded together; 0 = auto: min(queued, 256; CPU 64)
 
     # Policy loss and token weights (docs/method.md §4).
     c.loss = ml_collections.ConfigDict()

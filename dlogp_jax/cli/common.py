@@ -43,6 +43,7 @@ def run_app(
     run_fn,
     config_name: str,
     extra_errors: tuple[type[Exception], ...] = (),
+    positional: bool = False,
     *,
     settings_fn: Callable[[Any], Any] | None = None,
     doc: str = "",
@@ -57,6 +58,8 @@ def run_app(
       run_fn: config -> result, the CLI's `run`.
       config_name: the default config file's name (configs/<config_name>.py).
       extra_errors: more exception types that end with one line.
+      positional: the words after the flags go to `run_fn(config, args)` (`dlogp-plot train
+        RUN...`); otherwise they are refused.
       settings_fn: config -> the run's settings dataclass (validated), for `--dry_run`.
       doc: what the tool does (the CLI module's docstring), the head of `--help`.
     """
@@ -75,13 +78,16 @@ def run_app(
     )
 
     def main(argv):
-        if len(argv) > 1:
+        if len(argv) > 1 and not positional:
             fail(f"unexpected arguments {argv[1:]}; settings go through --config.<field>=<value>.")
         try:
             if print_flag.value:
                 print(json.dumps(config.value.to_dict(), indent=2, default=str))
             elif dry_flag.value:
-                print(dry_run(settings_fn, config.value))
+                words = (argv[1:],) if positional else ()
+                print(dry_run(settings_fn, config.value, *words))
+            elif positional:
+                run_fn(config.value, argv[1:])
             else:
                 run_fn(config.value)
         except errors as e:
@@ -90,11 +96,12 @@ def run_app(
     app.run(main)
 
 
-def dry_run(settings_fn: Callable[[Any], Any] | None, config) -> str:
-    """What `--dry_run` prints: the validated settings, their inputs checked (runs.plan)."""
+def dry_run(settings_fn: Callable[..., Any] | None, config, *args) -> str:
+    """What `--dry_run` prints: the validated settings, their inputs checked (runs.plan).
+    `args`: the positional words of a `positional` tool."""
     if settings_fn is None:
         raise ValueError("--dry_run: this tool has no dry run; use --print_config.")
-    return runs.plan(settings_fn(config))
+    return runs.plan(settings_fn(config, *args))
 
 
 class PresetParser(flags.ArgumentParser):

@@ -11,6 +11,7 @@ from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._grade import grade
 from dlogp_jax.runs._pairs import pairs
+from dlogp_jax.runs._plot import plot
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
@@ -22,6 +23,7 @@ from dlogp_jax.runs.settings import (
     EvalSettings,
     GradeSettings,
     PairsSettings,
+    PlotSettings,
     SampleSettings,
     ScoreSettings,
     TrainerSettings,
@@ -38,6 +40,7 @@ __all__ = [
     "LossConfig",
     "OptimizerConfig",
     "PairsSettings",
+    "PlotSettings",
     "RolloutConfig",
     "SampleSettings",
     "ScoreSettings",
@@ -53,6 +56,7 @@ __all__ = [
     "make_spec",
     "pairs",
     "plan",
+    "plot",
     "sample",
     "samples_to_score_rows",
     "score",

@@ -21,6 +21,7 @@ from dlogp_jax import outputs, toy
 from dlogp_jax.data.prompts import Prompt
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.data.sources import prepare_prompts
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.model import hf_weights, transformer
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
@@ -43,6 +44,8 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
       few informative groups.
     """
     mesh = runtime.init_runtime(settings.mesh, settings.distributed)
+    if note := engines.multi_process_note(engines.choice_of(settings.rollout), "rollout."):
+        logging.warning(note)
     workdir = Path(settings.workdir)
     model, params, tokenizer = init_policy(
         init_from=settings.init_from,
@@ -200,6 +203,7 @@ def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
             mesh=mesh,
             grader=grader,
             batch_prompts=batch,
+            engine=engines.choice_of(rollout),
         )
 
     return eval_fn

@@ -20,7 +20,7 @@ from dlogp_jax.model import hf_weights
 # Fields that name inputs, by kind; a section's fields are "section.field".
 CHECKPOINT_FIELDS = ("base", "rl", "init_from", "tokenizer")
 DATA_FIELDS = ("data", "eval.data")
-RUN_DIR_FIELDS = ("input",)
+RUN_DIR_FIELDS = ("input", "inputs")  # a directory, or a tuple of them
 OUTPUT_FIELDS = ("out", "workdir")
 
 
@@ -45,7 +45,13 @@ def plan(settings: Any) -> str:
     if not fields.get("demo"):
         lines += [_checkpoint(k, v) for k, v in fields.items() if _is(k, CHECKPOINT_FIELDS, v)]
         lines += [_data(k, v) for k, v in fields.items() if _is(k, DATA_FIELDS, v)]
-        lines += [_run_dir(k, v) for k, v in fields.items() if _is(k, RUN_DIR_FIELDS, v)]
+        lines += [
+            _run_dir(k, d)
+            for k, v in fields.items()
+            if k in RUN_DIR_FIELDS
+            for d in ((v,) if isinstance(v, str) else v)
+            if d
+        ]
     lines += [_output(k, v) for k, v in fields.items() if _is(k, OUTPUT_FIELDS, v)]
     body = json.dumps(dataclasses.asdict(settings), indent=2, default=str)
     return "\n".join([*lines, "  settings: " + body.replace("\n", "\n  ")])

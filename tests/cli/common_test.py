@@ -25,6 +25,7 @@ CLIS = {
     "view": "view",
     "grade": "grade",
     "pairs": "pairs",
+    "plot": "plot",
 }
 
 
@@ -154,6 +155,7 @@ def test_every_cli_has_a_dry_run(cli, tmp_path):
         "view": dict(input=str(tmp_path)),
         "grade": dict(data=str(data)),
         "pairs": dict(samples=f"{tmp_path}:g"),
+        "plot": dict(inputs=str(tmp_path)),
     }[cli]
     config = get_config(CLIS[cli], "tiny" if cli == "train" else None, **overrides)
     text = common.dry_run(module.settings, config)

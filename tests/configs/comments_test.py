@@ -22,6 +22,7 @@ WITH_DEFAULTS = (
     "grade",
     "view",
     "pairs",
+    "plot",
 )  # pods.py only overrides these
 
 

@@ -16,12 +16,14 @@ PRESETS = {
     runs.ViewSettings: ("view", [None]),
     runs.GradeSettings: ("grade", [None]),
     runs.PairsSettings: ("pairs", [None]),
+    runs.PlotSettings: ("plot", [None]),
 }
 INPUTS = {
     "score": dict(base="b", data="d"),
     "sample": dict(base="b", rl="r", data="d"),
     "view": dict(input="d"),
     "pairs": dict(samples="d:g"),
+    "plot": dict(inputs="d"),
 }
 
 

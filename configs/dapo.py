@@ -101,6 +101,12 @@ def get_config(arg=None):
     c.trainer.remat = True  # recompute activations in the backward pass (memory knob)
     c.trainer.grader_workers = 8  # processes grading rollouts (0 = in process)
     c.trainer.log_every = 1  # training steps between progress lines
+    # jax.profiler trace of steps start_step .. start_step + num_steps - 1 into tb/ (docs/operators.md).
+    c.profile = ml_collections.ConfigDict()
+    c.profile.start_step = (
+        0  # first traced training step (1-based; 1 includes compilation); 0 = off
+    )
+    c.profile.num_steps = 2  # training steps traced from start_step
     c.distributed = distributed()  # multi-host settings (config_args.distributed)
 
     if args.qwen2p5_math_7b:  # 4 x v5p-16 class slice; response 8192

@@ -29,6 +29,7 @@ from dlogp_jax.rl import trainer
 from dlogp_jax.rl.evaluate import evaluate
 from dlogp_jax.rl.train_state import TrainState
 from dlogp_jax.runs import runtime
+from dlogp_jax.runs.progress import StepTrace
 from dlogp_jax.runs.settings import TrainSettings, config_dict
 from dlogp_jax.sampling import DecodeSpec
 from dlogp_jax.sharding import tree_shardings
@@ -95,9 +96,13 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         model.num_params / 1e6,
     )
     bar = tqdm(total=loop.total_steps, unit="step", desc="training", disable=not ctx.is_writer)
+    trace = StepTrace(str(workdir / "tb"), settings.profile.start_step, settings.profile.num_steps)
+    trace.before(1)  # a trace from step 1 (compilation included) starts before the loop
 
     def on_step(done: int) -> None:
         bar.update(done - bar.n)  # a resumed run starts at its restored step
+        trace.after(done)
+        trace.before(done + 1)
 
     try:
         return trainer.train(
@@ -112,6 +117,7 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         )
     finally:
         bar.close()
+        trace.close()
 
 
 def trainer_config(settings: TrainSettings) -> trainer.TrainerConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging as py_logging
 import sys
 
+import jax
 from absl import flags
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -33,3 +34,31 @@ def setup_logging() -> None:
         absl_logger.setLevel(py_logging.INFO)
     if not py_logging.getLogger().handlers:
         py_logging.basicConfig(format=FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+class StepTrace:
+    """A `jax.profiler` trace of training steps start .. start + num - 1 (1-based), written under
+    `log_dir/plugins/profile/<time>/` where TensorBoard's profile plugin and xprof read it.
+
+    Call `before(step)` before each step and `after(step)` after it; `close()` ends a trace still
+    open (an early exit). start = 0 is off.
+    """
+
+    def __init__(self, log_dir: str, start: int, num: int):
+        self.log_dir, self.start, self.stop = log_dir, start, start + num - 1
+        self.active = False
+
+    def before(self, step: int) -> None:
+        if self.start and step == self.start and not self.active:
+            jax.profiler.start_trace(self.log_dir)
+            self.active = True
+
+    def after(self, step: int) -> None:
+        if self.active and step >= self.stop:
+            self.close()
+
+    def close(self) -> None:
+        if self.active:
+            jax.block_until_ready(jax.numpy.zeros(()))  # the traced work has been dispatched
+            jax.profiler.stop_trace()
+            self.active = False

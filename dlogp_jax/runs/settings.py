@@ -308,6 +308,17 @@ class GradeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileSettings:
+    """A `jax.profiler` trace of training steps start_step .. start_step + num_steps - 1."""
+
+    start_step: int = 0  # 1-based; 0 = off
+    num_steps: int = 2
+
+    def __post_init__(self):
+        _raise(_at_least(self, 0, "start_step") + _at_least(self, 1, "num_steps"))
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalSettings:
     """Held-out Avg@n every `every` steps and at step 0 (data="" or every=0: off)."""
 
@@ -389,6 +400,7 @@ class TrainSettings:
     loss: LossConfig = LossConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     trainer: TrainerSettings = TrainerSettings()
+    profile: ProfileSettings = ProfileSettings()
     distributed: Distributed = Distributed()
 
     def __post_init__(self):

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import tqdm.auto
 
 from dlogp_jax.rl.trainer import eta_seconds
 from dlogp_jax.runs import _sample, _score, _train
+from dlogp_jax.runs.progress import StepTrace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,3 +51,17 @@ def test_a_run_called_from_python_logs_at_info(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = next(ln for ln in proc.stderr.splitlines() if "wrote" in ln)
     assert "INFO" in line and "accuracy" in line
+
+
+def test_step_trace_writes_where_tensorboard_reads_it(tmp_path):
+    trace = StepTrace(str(tmp_path / "tb"), start=2, num=2)
+    for step in (1, 2, 3, 4):
+        trace.before(step)
+        assert trace.active == (step in (2, 3)), step
+        jax.block_until_ready(jnp.ones((8, 8)) @ jnp.ones((8, 8)))
+        trace.after(step)
+    trace.close()
+    assert len(list((tmp_path / "tb" / "plugins" / "profile").glob("*/*.xplane.pb"))) == 1
+    off = StepTrace(str(tmp_path / "off"), start=0, num=2)
+    off.before(1), off.after(1), off.close()
+    assert not (tmp_path / "off").exists()

@@ -4,8 +4,9 @@ The decoding modes are those of docs/method.md ยง2 (selective replacement) and ย
 extrapolation). Outputs in `settings.out`:
   samples.jsonl  one line per sample: prompt_index, sample_index, text, token_ids, proposed_ids,
                  selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
-                 replacement_rate, and answer/correct when the data has answers (timed_out:
-                 true when grading ran out of time: then correct is false).
+                 replacement_rate, prompt_sha256 (of the prompt ids as the model saw them), and
+                 answer/pred (the extracted prediction)/correct when the data has answers
+                 (timed_out: true when grading ran out of time: then correct is false).
   summary.json   prompts, samples, mean length, replacement rate, finish reasons (cache_full:
                  sequences that ended for lack of a KV page), tokens/s, the decoder (`engine`:
                  kind, and for paged its sizes and counts: engine.choice.stats_summary), and
@@ -17,6 +18,7 @@ extrapolation). Outputs in `settings.out`:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ from dlogp_jax.data.prompts import Prompt, load_prompts
 from dlogp_jax.engine import choice as engines
 from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
-from dlogp_jax.rl.rewards import Grader
+from dlogp_jax.rl.rewards import Grader, answer_key
 from dlogp_jax.runs import files, runtime
 from dlogp_jax.runs.settings import SampleSettings
 from dlogp_jax.sampling import FINISH_REASONS, DecodeOutput, DecodeSpec, left_pad
@@ -240,8 +242,10 @@ def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> li
             "finish_reason": reasons[r],
             "replacement_rate": float(out.replacement_rate[r]),
         }
+        row["prompt_sha256"] = _prompt_hash(prompt)  # joins samples of one rendered prompt
         if prompt.answer is not None:
             row["answer"] = prompt.answer
+            row["pred"] = answer_key("accuracy", clean[r])  # what `correct` compares
         rows.append(row)
     graded = [k for k, r in enumerate(rows) if "answer" in r]
     if graded:
@@ -310,3 +314,8 @@ def build_demo(out: Path) -> tuple[Path, Path, Path]:
         outputs.write_jsonl(root / "prompts.jsonl", rows)
     runtime.wait_for_writer("dlogp-sample demo inputs")
     return root / "base", root / "rl", root / "prompts.jsonl"
+
+
+def _prompt_hash(prompt: Prompt) -> str:
+    """sha256 of the prompt's token ids as the model saw them (template and suffix applied)."""
+    return hashlib.sha256(json.dumps(list(prompt.ids)).encode()).hexdigest()

@@ -25,6 +25,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from dlogp_jax import outputs
 from dlogp_jax.errors import CheckpointError
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.transformer import ParamInfo, param_table
@@ -265,6 +266,7 @@ def export_params(
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    outputs.plain_mode(tmp)  # mkdtemp gives 0700: a serving process could not read the export
     _write_safetensors(tmp, tensors, max_shard_bytes)
     torch_dtype = {"bfloat16": "bfloat16", "float16": "float16"}.get(
         np.dtype(next(iter(tensors.values())).dtype).name, "float32"

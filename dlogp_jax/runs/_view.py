@@ -28,13 +28,13 @@ def view(settings: ViewSettings) -> Path:
       DataError: the input is not a score/sample output, lacks Δlog p, or lacks the criterion.
     """
     src = Path(settings.input)
+    kind = check_input(src, settings)  # before the lock, which would create a missing `src`
     out = Path(settings.out) if settings.out else src / "view.html"
     with files.locked(out.parent, field="out", name=f".{out.name}.lock"):
-        return _view(settings, src, out)
+        return _view(settings, src, out, kind)
 
 
-def _view(settings: ViewSettings, src: Path, out: Path) -> Path:
-    kind = check_input(src, settings)
+def _view(settings: ViewSettings, src: Path, out: Path, kind: str) -> Path:
     if kind == "score":
         payload = view_data.from_score_dir(src, settings.max_responses)
     else:

@@ -274,6 +274,8 @@ def export_params(
     (tmp / "config.json").write_text(json.dumps(config.to_hf(torch_dtype), indent=2))
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    for f in tmp.rglob("*"):  # safetensors writes 0600 whatever the umask
+        outputs.plain_mode(f)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)

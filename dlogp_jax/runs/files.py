@@ -102,7 +102,6 @@ def _write_pid(fd: int, directory: Path, field: str) -> None:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         os.fsync(fd)
     except OSError as e:
-        os.close(fd)
         raise DataError(_unwritable(directory, field, e)) from None
 
 

@@ -2,15 +2,18 @@
 
 The decoding modes are those of docs/method.md §2 (selective replacement) and §3 (test-time
 extrapolation). Outputs in `settings.out`:
-  samples.jsonl  one line per sample: prompt_index, sample_index, text, token_ids, proposed_ids,
+  samples.jsonl  one line per sample: prompt_index, prompt_hash (of the rendered prompt ids and
+                 the answer: what resume is keyed on), sample_index, text, token_ids, proposed_ids,
                  selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
                  replacement_rate, and answer/correct when the data has answers (timed_out:
                  true when grading ran out of time: then correct is false).
   summary.json   prompts, samples, mean length, replacement rate, finish reasons, tokens/s, and
                  when answers are given accuracy (Avg@n with a 95% t-interval over prompts),
                  pass_at_k, maj_at_k and grading_timeouts (analysis.accuracy, as dlogp-grade).
-  run.json       the settings that determine the samples; a re-run with the same `out` continues
-                 where it stopped (finished prompts are kept), and refuses different settings.
+  run.json       the settings that determine the samples, and each session (versions, devices,
+                 times); a re-run with the same `out` continues where it stopped (finished
+                 prompts whose content is unchanged are kept), and refuses different settings.
+One run at a time holds `out` (`runs.files.locked`).
 """
 
 from __future__ import annotations

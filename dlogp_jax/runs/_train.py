@@ -68,6 +68,12 @@ def _train(settings: TrainSettings, workdir: Path, changes: list[dict], mesh, lo
         mesh=mesh,
     )
     prompts = training_prompts(settings, tokenizer)
+    if len(prompts) < settings.rollout.gen_prompts:
+        raise DataError(
+            f"rollout.gen_prompts={settings.rollout.gen_prompts}: {settings.data or 'the toy task'}"
+            f" has only {len(prompts)} prompts, fewer than one generation round; lower "
+            "--config.rollout.gen_prompts (and train_prompts) or give more prompts."
+        )
     prompt_len = prompt_bucket(prompts)
     keep_ref = settings.reference or settings.loss.kl_coef
     ref = jax.tree.map(lambda x: x.copy(), params) if keep_ref else None

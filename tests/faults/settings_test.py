@@ -22,7 +22,11 @@ TRAIN = dict(toy_task=True)
         (runs.TrainSettings, dict(TRAIN, total_steps=-3), "total_steps=-3"),
         (runs.SampleSettings, dict(SAMPLE, batch_prompts=-2), "batch_prompts=-2"),
         (runs.SampleSettings, dict(SAMPLE, batch_prompts=0), "batch_prompts=0"),
-        (runs.SampleSettings, dict(SAMPLE, threshold=math.nan), "threshold=nan: must be a finite number"),
+        (
+            runs.SampleSettings,
+            dict(SAMPLE, threshold=math.nan),
+            "threshold=nan: must be a finite number",
+        ),
         (runs.SampleSettings, dict(SAMPLE, gamma=math.inf), "gamma=inf: must be a finite"),
         (runs.SampleSettings, dict(SAMPLE, top_k=-3), "top_k=-3: must be an integer >= 0"),
         (runs.SampleSettings, dict(SAMPLE, top_p=0.0), r"top_p=0.0: must be in \(0, 1\]"),

@@ -64,6 +64,11 @@ def get_config(arg=None):
     # Dynamic sampling short of train_prompts after max_gen_rounds: "fail" (stop the run) or
     # "train" on the groups it has (none: the step makes no update), with a warning.
     c.rollout.unfilled = "fail"
+    # Decoder of rollouts and evaluation (as dlogp-sample's; README "Sampling engine").
+    c.rollout.engine = "paged"  # paged (continuous batching over KV pages) | static
+    c.rollout.kv_pages = 0  # KV pages per model; 0 = auto: 1/2 of the free device memory
+    c.rollout.page_size = 16  # tokens per KV page
+    c.rollout.max_seqs = 0  # sequences decoded together; 0 = auto: min(queued, 256; CPU 64)
 
     # Policy loss and token weights (docs/method.md §4).
     c.loss = ml_collections.ConfigDict()

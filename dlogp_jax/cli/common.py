@@ -24,12 +24,18 @@ def to_settings(cls, config):
         fail(str(e))
 
 
-def run_app(run_fn, config_name: str, extra_errors: tuple[type[Exception], ...] = ()) -> None:
+def run_app(
+    run_fn,
+    config_name: str,
+    extra_errors: tuple[type[Exception], ...] = (),
+    positional: bool = False,
+) -> None:
     """Defines `--config` (default `configs/<config_name>.py`) and runs `run_fn(config)` as an app.
 
     The flag is defined here, at program start, not at import: several CLIs can then be imported in
     one process (tests, notebooks). User errors (bad files, rows, checkpoints, settings, and
-    `extra_errors`) end with one line, no traceback.
+    `extra_errors`) end with one line, no traceback. With `positional`, the words after the flags
+    go to `run_fn(config, args)` (`dlogp-plot train RUN...`); otherwise they are refused.
     """
     from absl import app
     from ml_collections import config_flags
@@ -43,10 +49,10 @@ def run_app(run_fn, config_name: str, extra_errors: tuple[type[Exception], ...] 
         fail(unknown_key_message(e, sys.argv[1:]))
 
     def main(argv):
-        if len(argv) > 1:
+        if len(argv) > 1 and not positional:
             fail(f"unexpected arguments {argv[1:]}; settings go through --config.<field>=<value>.")
         try:
-            run_fn(config.value)
+            run_fn(config.value, argv[1:]) if positional else run_fn(config.value)
         except errors as e:
             fail(str(e))
 

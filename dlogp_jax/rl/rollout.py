@@ -21,10 +21,11 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.rl.advantages import keep_groups, overlong_penalty
 from dlogp_jax.rl.rewards import Grader
-from dlogp_jax.sampling import DecodeSpec, generate, left_pad
+from dlogp_jax.sampling import DecodeSpec, left_pad
 from dlogp_jax.sharding import gather_to_host, place
 
 
@@ -47,6 +48,10 @@ class RolloutConfig:
     # When dynamic sampling cannot fill train_prompts groups in max_gen_rounds: "fail" (raise
     # NotEnoughGroups) or "train" on the groups it has (none: the step makes no update), logged.
     unfilled: str = "fail"
+    engine: str = "paged"  # paged (continuous batching over KV pages) | static (dense batch)
+    kv_pages: int = 0  # KV pages per model (paged); 0 = auto (engine.choice)
+    page_size: int = 16  # tokens per KV page (paged)
+    max_seqs: int = 0  # sequences decoded together (paged); 0 = auto
 
     def reward_for(self, data_source: str) -> str:
         """The reward name of a row: the first `rewards_by_source` prefix it matches, else default."""
@@ -126,6 +131,7 @@ def generate_round(
     seed: int,
     tp: int,
     mesh,
+    engine: engines.EngineChoice = engines.DEFAULT,
 ):
     """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays.
 
@@ -135,14 +141,26 @@ def generate_round(
       spec: single-mode DecodeSpec (spec.n responses per prompt, M = spec.max_new_tokens).
       seed: generation seed; a sample depends on (seed, prompt index, sample index) only.
       tp: Tp, the prompt length bucket (left padding). mesh: the device mesh.
+      engine: the decoder (paged by default; sized once per process for Tp and G·n sequences,
+        so every round reuses one compiled engine) or static. Both give the same responses.
     Returns:
       (all processes' prompt indices [G], prompt tokens [G, Tp], prompt mask [G, Tp],
       responses [G*n, M], lengths [G*n]) as NumPy, identical on every process.
     """
     tokens, mask = left_pad([prompts[i].ids for i in idx], spec.pad_id, buckets=(tp,))
-    args = [_global(a, mesh) for a in (tokens, mask, np.asarray(idx, np.int32))]
+    local = (tokens, mask, np.asarray(idx, np.int32))
+    args = [_global(a, mesh) for a in local]
     with jax.set_mesh(mesh):
-        out = generate(params, *args, spec=spec, config_base=config, seed=seed)
+        out, _ = engines.decode(
+            engine,
+            params,
+            *(local if engine.paged else args),  # the engine's host loop takes host arrays
+            spec=spec,
+            config_base=config,
+            seed=seed,
+            longest_prompt=tp,
+            prefix="rollout.",
+        )
     out = gather_to_host({"tokens": out.tokens, "length": out.length})
     all_tokens, all_mask, all_idx = gather_to_host(tuple(args))
     return all_idx, all_tokens, all_mask, out["tokens"], out["length"]
@@ -234,6 +252,7 @@ def collect(
             seed=seeds(round_),
             tp=tp,
             mesh=mesh,
+            engine=engines.choice_of(cfg),
         )
         rewards, acc = score_round(
             cfg,

@@ -26,6 +26,7 @@ from dlogp_jax import outputs, toy
 from dlogp_jax.data.prompts import Prompt
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.data.sources import prepare_prompts
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.errors import DataError
 from dlogp_jax.model import hf_weights, transformer
 from dlogp_jax.model.pair import DTYPES
@@ -52,6 +53,8 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
     workdir = Path(settings.workdir)
     check_checkpoint_dir(settings.init_from, "init_from")
     mesh = runtime.init_runtime(settings.mesh, settings.distributed)  # no model loaded yet
+    if note := engines.multi_process_note(engines.choice_of(settings.rollout), "rollout."):
+        logging.warning(note)
     with (
         files.locked(workdir, field="workdir") if runtime.is_writer() else contextlib.nullcontext()
     ):
@@ -303,6 +306,7 @@ def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
             mesh=mesh,
             grader=grader,
             batch_prompts=batch,
+            engine=engines.choice_of(rollout),
         )
 
     return eval_fn

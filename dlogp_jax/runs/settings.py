@@ -18,7 +18,9 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dlogp_jax.analysis.plots import FORMATS as PLOT_FORMATS
 from dlogp_jax.analysis.view_data import COLOURINGS
+from dlogp_jax.engine.choice import setting_problems
 from dlogp_jax.extrapolation import CRITERIA
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
@@ -184,6 +186,50 @@ class ViewSettings:
         _raise(problems)
 
 
+PLOT_KINDS = ("train", "sample")
+
+
+def _str_list(value) -> tuple[str, ...]:
+    """("a", "b") from "a,b" or a sequence of strings."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSettings:
+    """`plot`: paper figures of `train` runs (Fig. 5 layout) or of `sample` outputs (Fig. 1c/2, 4)."""
+
+    kind: str = "train"  # train: dlogp-train workdirs; sample: dlogp-sample output directories
+    inputs: tuple[str, ...] = ()  # the run / output directories; also given as "a,b,..."
+    labels: tuple[str, ...] = ()  # one legend label per input ("" = the directory names)
+    out: str = ""  # directory of the figures ("" = the input, when there is one)
+    formats: tuple[str, ...] = PLOT_FORMATS  # any of png, pdf, svg; also given as "png,pdf"
+    metrics: tuple[str, ...] = ()  # train: the metrics.jsonl keys to plot (() = the usual set)
+    title: str = ""  # figure title ("" = none)
+    dpi: int = 150  # PNG resolution
+
+    def __post_init__(self):
+        for name in ("inputs", "labels", "formats", "metrics"):
+            object.__setattr__(self, name, _str_list(getattr(self, name)))
+        _paths(self, "out")
+        problems = [] if self.kind in PLOT_KINDS else [f"kind={self.kind!r}: use train or sample."]
+        if not self.inputs:
+            problems.append("inputs: give the runs, e.g. dlogp-plot train RUN1 RUN2.")
+        if self.labels and len(self.labels) != len(self.inputs):
+            problems.append(
+                f"labels: {len(self.labels)} labels for {len(self.inputs)} inputs; give one each."
+            )
+        if len(self.inputs) > 1 and not self.out:
+            problems.append("out: set --config.out=DIR when plotting several inputs.")
+        bad = [f for f in self.formats if f not in PLOT_FORMATS]
+        if bad or not self.formats:
+            problems.append(f"formats={','.join(bad)!r}: use some of {', '.join(PLOT_FORMATS)}.")
+        for path in self.inputs:
+            problems += local_path_problems(path, "inputs")
+        problems += local_path_problems(self.out, "out") + _at_least(self, 1, "dpi")
+        _raise(problems)
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleSettings:
     """`sample`: plain, selective-replacement and extrapolated decoding of a base/RL pair."""
@@ -208,9 +254,13 @@ class SampleSettings:
     seed: int = 0
     chat_template: bool = True  # one user turn in the tokenizer's chat template
     prompt_suffix: str = ""  # appended to each prompt before templating
-    batch_prompts: int = 8  # prompts decoded together (batch = batch_prompts * n sequences)
+    batch_prompts: int = 8  # prompts per decode call (static: one batch of batch_prompts * n)
     # Left-pad prompts to one of these lengths; also given as "64,128,...".
     prompt_buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+    engine: str = "paged"  # paged (continuous batching over KV pages) | static (dense batch)
+    kv_pages: int = 0  # KV pages per model (paged); 0 = auto from the device's free memory
+    page_size: int = 16  # tokens per KV page (paged)
+    max_seqs: int = 0  # sequences decoded together (paged); 0 = auto
     dtype: str = "float32"  # "bfloat16" on accelerators
     mesh: str = "fsdp:-1"
     grader_workers: int = 2  # processes running math-verify (0 = in process)
@@ -224,7 +274,7 @@ class SampleSettings:
             problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "n", "batch_prompts") + _at_least(self, 0, "grader_workers")
-        problems += _decoding_problems(self)
+        problems += _decoding_problems(self) + setting_problems(self)
         buckets = _int_list(self.prompt_buckets)
         if buckets is None or any(b < 1 for b in buckets):
             problems.append(
@@ -374,6 +424,7 @@ class TrainSettings:
         problems += _dtype(self.dtype, "dtype") + _dtype(self.param_dtype, "param_dtype")
         problems += _at_least(self, 1, "max_prompt_len", "total_steps")
         problems += ["rollout." + p for p in _rollout_problems(self.rollout)]
+        problems += setting_problems(self.rollout, "rollout.")
         _raise(problems)
 
 

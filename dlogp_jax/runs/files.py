@@ -295,7 +295,7 @@ def check_run_file(out: Path, settings: dict[str, Any], *, write: bool) -> None:
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             raise DataError(
-                f"{out} holds samples made with other settings {changed} (before, now); use a new "
+                f"{out} holds results made with other settings {changed} (before, now); use a new "
                 "--config.out or the same settings to continue."
             )
     elif write:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from dlogp_jax.errors import CheckpointError, DataError, UnsupportedModelError
@@ -40,9 +41,12 @@ def run_app(
     from ml_collections import config_flags
 
     errors = (DataError, CheckpointError, UnsupportedModelError, ValueError, *extra_errors)
-    config = config_flags.DEFINE_config_file(
-        "config", default_config(config_name), lock_config=True
-    )
+    try:  # ml_collections applies the --config.x overrides here, at definition
+        config = config_flags.DEFINE_config_file(
+            "config", default_config(config_name), lock_config=True
+        )
+    except (AttributeError, KeyError) as e:
+        fail(unknown_key_message(e, sys.argv[1:]))
 
     def main(argv):
         if len(argv) > 1 and not positional:
@@ -53,6 +57,18 @@ def run_app(
             fail(str(e))
 
     app.run(main)
+
+
+def unknown_key_message(error: Exception, argv: list[str]) -> str:
+    """One line naming the `--config.<key>` override that names no setting."""
+    missing = str(error).strip("\"' ")
+    flags = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    named = [f for f in flags if missing in f.removeprefix("--config.").split(".")] or flags
+    flag = named[0] if named else f"--config.{missing}"
+    return (
+        f"{flag}: the config has no setting {missing!r}; check the spelling (--help lists the "
+        "settings)."
+    )
 
 
 def default_config(name: str) -> str:

@@ -68,9 +68,12 @@ def run_app(
         print(help_text.render(doc, _config_arg(argv, config_name)))
         raise SystemExit(0)
     errors = (DataError, CheckpointError, UnsupportedModelError, ValueError, *extra_errors)
-    config = config_flags.DEFINE_config_file(
-        "config", default_config(config_name), lock_config=True
-    )
+    try:  # ml_collections applies the --config.x overrides here, at definition
+        config = config_flags.DEFINE_config_file(
+            "config", default_config(config_name), lock_config=True
+        )
+    except (AttributeError, KeyError) as e:
+        fail(unknown_key_message(e, sys.argv[1:]))
     flags.FLAGS["config"].parser = PresetParser(flags.FLAGS["config"].parser)
     print_flag = flags.DEFINE_boolean("print_config", False, "print the resolved config and exit")
     dry_flag = flags.DEFINE_boolean(
@@ -126,6 +129,18 @@ def _config_arg(argv: list[str], config_name: str) -> str:
         if arg == "--config" and i + 1 < len(argv):
             return argv[i + 1]
     return config_name
+
+
+def unknown_key_message(error: Exception, argv: list[str]) -> str:
+    """One line naming the `--config.<key>` override that names no setting."""
+    missing = str(error).strip("\"' ")
+    flags = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    named = [f for f in flags if missing in f.removeprefix("--config.").split(".")] or flags
+    flag = named[0] if named else f"--config.{missing}"
+    return (
+        f"{flag}: the config has no setting {missing!r}; check the spelling (--help lists the "
+        "settings)."
+    )
 
 
 def default_config(name: str) -> str:

@@ -45,6 +45,9 @@ class RolloutConfig:
     overlong_factor: float = 1.0
     default_reward: str = "dapo_answer"
     rewards_by_source: tuple[tuple[str, str], ...] = (("math_dapo", "dapo_answer"),)
+    # When dynamic sampling cannot fill train_prompts groups in max_gen_rounds: "fail" (raise
+    # NotEnoughGroups) or "train" on the groups it has (none: the step makes no update), logged.
+    unfilled: str = "fail"
     engine: str = "paged"  # paged (continuous batching over KV pages) | static (dense batch)
     kv_pages: int = 0  # KV pages per model (paged); 0 = auto (engine.choice)
     page_size: int = 16  # tokens per KV page (paged)
@@ -84,6 +87,18 @@ class Groups:
             rewards=self.rewards[keep],
             accuracy=self.accuracy[keep],
         )
+
+    def pad_to(self, count: int) -> Groups:
+        """`count` groups: these, then copies of group 0 with empty responses (length 0, so no
+        response token is trained on) and zero rewards, keeping the batch shapes of a full step."""
+        missing = count - len(self.prompt_index)
+        if missing <= 0:
+            return self
+        filler = self.take(np.zeros(missing, np.int64))
+        filler.lengths = np.zeros_like(filler.lengths)
+        filler.rewards = np.zeros_like(filler.rewards)
+        filler.accuracy = np.zeros_like(filler.accuracy)
+        return Groups.concat([self, filler])
 
     @staticmethod
     def concat(parts: list[Groups]) -> Groups:
@@ -187,6 +202,9 @@ def score_round(
     return shaped.reshape(-1, cfg.n).astype(np.float32), acc.reshape(-1, cfg.n)
 
 
+UNFILLED = ("fail", "train")
+
+
 class NotEnoughGroups(RuntimeError):
     """Dynamic sampling could not fill the batch within max_gen_rounds."""
 
@@ -218,8 +236,10 @@ def collect(
       (Groups of exactly train_prompts groups, in generation order: the first informative ones,
       the surplus of the last round dropped; stats dict: gen_rounds, groups_generated,
       groups_kept (before the cut), reward_mean / accuracy over all generated responses).
+      With `cfg.unfilled == "train"` a batch that cannot be filled comes back short (fewer
+      groups, `groups_missing` in stats) or as None when no group was informative.
     Raises:
-      NotEnoughGroups: with how many groups survived.
+      NotEnoughGroups: with how many groups survived (`cfg.unfilled == "fail"`).
     """
     kept, generated, total, all_rewards, all_acc = [], 0, 0, [], []
     for round_ in range(cfg.max_gen_rounds):
@@ -260,9 +280,20 @@ def collect(
                 "accuracy": float(np.mean(np.concatenate(all_acc))),
             }
             return batch, stats
+    if cfg.unfilled == "train":
+        batch = Groups.concat(kept) if total else None
+        stats = {
+            "gen_rounds": cfg.max_gen_rounds,
+            "groups_generated": generated,
+            "groups_kept": total,
+            "groups_missing": cfg.train_prompts - total,
+            "reward_mean": float(np.mean(np.concatenate(all_rewards))),
+            "accuracy": float(np.mean(np.concatenate(all_acc))),
+        }
+        return batch, stats
     raise NotEnoughGroups(
         f"dynamic sampling kept {total} informative groups (non-constant accuracy) out of "
         f"{generated} generated in {cfg.max_gen_rounds} rounds, fewer than train_prompts="
         f"{cfg.train_prompts}. Every other group was all-correct or all-wrong: raise max_gen_rounds "
-        "or n, lower train_prompts, or check the reward/answers of the data."
+        "or n, lower train_prompts, set rollout.unfilled=train, or check the rewards/answers."
     )

@@ -2,7 +2,8 @@
 
 The decoding modes are those of docs/method.md §2 (selective replacement) and §3 (test-time
 extrapolation). Outputs in `settings.out`:
-  samples.jsonl  one line per sample: prompt_index, sample_index, text, token_ids, proposed_ids,
+  samples.jsonl  one line per sample: prompt_index, prompt_hash (of the rendered prompt ids and
+                 the answer: what resume is keyed on), sample_index, text, token_ids, proposed_ids,
                  selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
                  replacement_rate, prompt_sha256 (of the prompt ids as the model saw them), and
                  answer/pred (the extracted prediction)/correct when the data has answers
@@ -12,12 +13,15 @@ extrapolation). Outputs in `settings.out`:
                  kind, and for paged its sizes and counts: engine.choice.stats_summary), and
                  when answers are given accuracy (Avg@n with a 95% t-interval over prompts),
                  pass_at_k, maj_at_k and grading_timeouts (analysis.accuracy, as dlogp-grade).
-  run.json       the settings that determine the samples; a re-run with the same `out` continues
-                 where it stopped (finished prompts are kept), and refuses different settings.
+  run.json       the settings that determine the samples, and each session (versions, devices,
+                 times); a re-run with the same `out` continues where it stopped (finished
+                 prompts whose content is unchanged are kept), and refuses different settings.
+One run at a time holds `out` (`runs.files.locked`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -77,8 +81,13 @@ def sample(settings: SampleSettings) -> Path:
       ValueError: bad decoding settings (DecodeSpec), or a KV page budget that cannot hold one
         sequence of the longest prompt (engine=paged), before any decoding.
     """
-    mesh = runtime.init_runtime(settings.mesh, settings.distributed)
+    mesh = runtime.init_runtime(settings.mesh, settings.distributed)  # no model loaded yet
     out = Path(settings.out)
+    with files.locked(out) if runtime.is_writer() else contextlib.nullcontext():
+        return _sample(settings, out, mesh)
+
+
+def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
     base, rl, data = settings.base, settings.rl, settings.data
     if settings.demo:
         base, rl, data = build_demo(out)
@@ -100,7 +109,7 @@ def sample(settings: SampleSettings) -> Path:
     writer = runtime.is_writer()
     files.check_run_file(out, record, write=writer)
     samples_file = out / "samples.jsonl"
-    done = files.read_groups(samples_file, "prompt_index", settings.n)
+    done = unchanged_groups(files.read_groups(samples_file, "prompt_index", settings.n), prompts)
     todo = [p for p in prompts if p.index not in done]
     if writer:  # rewrite without torn/partial groups, then append batch by batch
         outputs.write_jsonl(samples_file, [r for p in sorted(done) for r in done[p]])
@@ -110,7 +119,8 @@ def sample(settings: SampleSettings) -> Path:
         total=len(todo), unit="prompt", desc=f"sampling ({settings.mode})", disable=not writer
     )
     generated, start = 0, time.perf_counter()
-    with Grader(workers=settings.grader_workers) as grader:
+    run = files.session(out, {**record, "tool": "sample"}, write=writer)
+    with run, Grader(workers=settings.grader_workers) as grader:
         for batch, real in fixed_batches(todo, settings.batch_prompts):
             if engine is not None:  # the engine queues just the real prompts: no repeats
                 batch = batch[:real]
@@ -122,17 +132,41 @@ def sample(settings: SampleSettings) -> Path:
                 files.append_jsonl(samples_file, rows)
             bar.update(real)
             bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
-    bar.close()
-    if writer:
-        summary = summarize_samples(files.read_groups(samples_file, "prompt_index", settings.n))
-        summary.update(settings=record, new_tokens=generated, seconds=time.perf_counter() - start)
-        summary["cache_full"] = summary["finish_reasons"].get("cache_full", 0)
-        summary["engine"] = {"kind": choice.engine, **engines.stats_summary(stats, engine)}
-        summary["tokens_per_second"] = generated / max(summary["seconds"], 1e-9)
-        outputs.write_json(out / "summary.json", summary)
-        keys = ("accuracy", "mean_length", "replacement_rate")
-        logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
+        bar.close()
+        if writer:
+            summary = summarize_samples(files.read_groups(samples_file, "prompt_index", settings.n))
+            summary.update(
+                settings=record, new_tokens=generated, seconds=time.perf_counter() - start
+            )
+            summary["cache_full"] = summary["finish_reasons"].get("cache_full", 0)
+            summary["engine"] = {"kind": choice.engine, **engines.stats_summary(stats, engine)}
+            summary["tokens_per_second"] = generated / max(summary["seconds"], 1e-9)
+            outputs.write_json(out / "summary.json", summary)
+            keys = ("accuracy", "mean_length", "replacement_rate")
+            logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
     return out
+
+
+def prompt_hash(prompt: Prompt) -> str:
+    """A stable hash of what a prompt's samples depend on: its rendered ids and its answer."""
+    blob = json.dumps([list(prompt.ids), prompt.answer]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def unchanged_groups(done: dict[int, list[dict]], prompts: list[Prompt]) -> dict[int, list[dict]]:
+    """The finished groups whose prompt is still the same (`prompt_hash` of their rows): a prompt
+    or answer edited since, or a row no longer in the data, is dropped (and so redone)."""
+    now = {p.index: prompt_hash(p) for p in prompts}
+    kept = {
+        i: rows
+        for i, rows in done.items()
+        if i in now and rows[0].get("prompt_hash", now[i]) == now[i]
+    }
+    if changed := len(done) - len(kept):
+        logging.warning("%d prompts changed since they were sampled: sampling them again", changed)
+    if any("prompt_hash" not in rows[0] for rows in kept.values()):
+        logging.warning("samples without prompt_hash (an older run): kept without a content check")
+    return kept
 
 
 def _engine_config(choice, pair: ModelPair, spec: DecodeSpec, settings, prompts: list[Prompt]):
@@ -232,6 +266,7 @@ def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> li
         prompt = batch[r // per_prompt]
         row = {
             "prompt_index": prompt.index,
+            "prompt_hash": prompt_hash(prompt),
             "sample_index": int(out.sample_index[r]),
             "text": texts[r],
             "token_ids": tokens[r],

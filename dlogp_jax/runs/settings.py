@@ -11,6 +11,7 @@ stop tokens against the tokenizer, the mesh spec against the devices.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import typing
@@ -20,10 +21,13 @@ from typing import Any
 from dlogp_jax.analysis.plots import FORMATS as PLOT_FORMATS
 from dlogp_jax.analysis.view_data import COLOURINGS
 from dlogp_jax.engine.choice import setting_problems
+from dlogp_jax.extrapolation import CRITERIA
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
-from dlogp_jax.rl.rollout import RolloutConfig
+from dlogp_jax.rl.rewards import REWARDS
+from dlogp_jax.rl.rollout import UNFILLED, RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
+from dlogp_jax.sampling.spec import MODES
 
 REWARDS_BY_SOURCE_FORMAT = "rollout.rewards_by_source: write 'source_prefix:reward,...'."
 
@@ -74,6 +78,40 @@ def _at_least(settings, low: int, *names: str) -> list[str]:
         for name in names
         if bad(getattr(settings, name))
     ]
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(settings, *names: str) -> list[str]:
+    """NaN and infinities are refused: a NaN threshold compares false everywhere (silently the
+    plain model), and a run file holding NaN never matches itself again."""
+    return [
+        f"{name}={getattr(settings, name)!r}: must be a finite number."
+        for name in names
+        if not _number(getattr(settings, name)) or not math.isfinite(getattr(settings, name))
+    ]
+
+
+def _between(settings, name: str, low: float, high: float, *, open_low: bool = False) -> list[str]:
+    """`name` in [low, high] (or (low, high] with open_low), finite."""
+    value = getattr(settings, name)
+    if _finite(settings, name):
+        return _finite(settings, name)
+    if (value <= low if open_low else value < low) or value > high:
+        return [f"{name}={value!r}: must be in {'(' if open_low else '['}{low}, {high}]."]
+    return []
+
+
+def _one_of(settings, name: str, known) -> list[str]:
+    value = getattr(settings, name)
+    return [] if value in known else [f"{name}={value!r}: use one of {', '.join(known)}."]
+
+
+def reward_names() -> list[str]:
+    """The rewards a run may name: the registered ones (`rl.rewards.REWARDS`) and `accuracy`."""
+    return sorted(REWARDS) + ["accuracy"]
 
 
 def _int_list(value) -> tuple[int, ...] | None:
@@ -166,8 +204,7 @@ class ViewSettings:
         problems += _at_least(self, 0, "max_responses")
         if self.criterion not in COLOURINGS:
             problems.append(f"criterion={self.criterion!r}: use one of {', '.join(COLOURINGS)}.")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
-            problems.append(f"threshold={self.threshold!r}: must be a number.")
+        problems += _finite(self, "threshold")
         _raise(problems)
 
 
@@ -259,7 +296,7 @@ class SampleSettings:
             problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "n", "batch_prompts") + _at_least(self, 0, "grader_workers")
-        problems += setting_problems(self)
+        problems += _decoding_problems(self) + setting_problems(self)
         buckets = _int_list(self.prompt_buckets)
         if buckets is None or any(b < 1 for b in buckets):
             problems.append(
@@ -268,6 +305,15 @@ class SampleSettings:
         else:
             object.__setattr__(self, "prompt_buckets", buckets)
         _raise(problems)
+
+
+def _decoding_problems(s: SampleSettings) -> list[str]:
+    """What `DecodeSpec` would refuse after the models are loaded, checked before that."""
+    problems = _one_of(s, "mode", MODES) + _one_of(s, "criterion", CRITERIA)
+    problems += _finite(s, "threshold", "gamma") + _between(s, "top_p", 0, 1, open_low=True)
+    problems += _between(s, "temperature", 0, math.inf)
+    problems += _at_least(s, 0, "top_k") + _at_least(s, 1, "max_new_tokens", "faithful_top_k")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,6 +350,8 @@ class GradeSettings:
         for name in ("response_field", "answer_field"):
             if not getattr(self, name):
                 problems.append(f"{name}: name the column.")
+        problems += _one_of(self, "grader", ["by_source", *reward_names()])
+        problems += _one_of(self, "default_grader", reward_names())
         _raise(problems)
 
 
@@ -332,8 +380,7 @@ class EvalSettings:
     def __post_init__(self):
         _paths(self, "data")
         problems = _at_least(self, 0, "every", "max_prompts") + _at_least(self, 1, "n")
-        if self.temperature < 0:
-            problems.append(f"temperature={self.temperature}: must be >= 0.")
+        problems += _between(self, "temperature", 0, math.inf)
         _raise(["eval." + p for p in problems])
 
 
@@ -411,15 +458,32 @@ class TrainSettings:
         problems += local_path_problems(self.workdir, "workdir")
         problems += _dtype(self.dtype, "dtype") + _dtype(self.param_dtype, "param_dtype")
         problems += _dtype(self.export_dtype, "export_dtype")
-        problems += _at_least(self, 1, "max_prompt_len") + _at_least(self, 0, "total_steps")
-        pairs = self.rollout.rewards_by_source
-        if isinstance(pairs, str) or not all(
-            isinstance(p, Sequence) and len(p) == 2 and all(isinstance(s, str) for s in p)
-            for p in pairs
-        ):
-            problems.append(REWARDS_BY_SOURCE_FORMAT)
+        problems += _at_least(self, 1, "max_prompt_len", "total_steps")
+        problems += ["rollout." + p for p in _rollout_problems(self.rollout)]
         problems += setting_problems(self.rollout, "rollout.")
         _raise(problems)
+
+
+def _rollout_problems(r: RolloutConfig) -> list[str]:
+    """Ranges of the rollout section and its reward names, checked before any model is loaded."""
+    problems = _at_least(r, 2, "n")  # one response per prompt: every group's advantage is 0
+    problems += _at_least(r, 1, "train_prompts", "gen_prompts", "max_gen_rounds")
+    problems += _at_least(r, 1, "max_response_len") + _at_least(r, 0, "overlong_buffer")
+    problems += _between(r, "temperature", 0, math.inf) + _between(r, "top_p", 0, 1, open_low=True)
+    problems += _finite(r, "overlong_factor") + _one_of(r, "unfilled", UNFILLED)
+    pairs = r.rewards_by_source
+    if isinstance(pairs, str) or not all(
+        isinstance(p, Sequence) and len(p) == 2 and all(isinstance(s, str) for s in p)
+        for p in pairs
+    ):
+        return problems + [REWARDS_BY_SOURCE_FORMAT.removeprefix("rollout.")]
+    for field, name in [("default_reward", r.default_reward)] + [
+        ("rewards_by_source", b) for _, b in pairs
+    ]:
+        if name not in reward_names():
+            known = ", ".join(reward_names())
+            problems.append(f"{field}: unknown reward {name!r}; use one of {known}.")
+    return problems
 
 
 def parse_rewards_by_source(text: str) -> tuple[tuple[str, str], ...]:

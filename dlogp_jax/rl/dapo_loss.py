@@ -137,9 +137,13 @@ def aggregate(
 
 
 def k3_kl(logp: jax.Array, logp_ref: jax.Array) -> jax.Array:
-    """Schulman's k3 estimator of KL(π_θ‖π_ref) per token: e^(ref−θ) − (ref−θ) − 1 ≥ 0."""
+    """Schulman's k3 estimator of KL(π_θ‖π_ref) per token, as verl's `low_var_kl`.
+
+    d = clip(ref − θ, −20, 20); k3 = e^d − d − 1 ≥ 0, clipped to [−10, 10] (so at most 10: one
+    token far below the reference cannot dominate the KL term or its gradient).
+    """
     d = jnp.clip(logp_ref - logp, -20.0, 20.0)
-    return jnp.exp(d) - d - 1.0
+    return jnp.clip(jnp.exp(d) - d - 1.0, -10.0, 10.0)
 
 
 def policy_loss(

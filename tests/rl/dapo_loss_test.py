@@ -261,6 +261,24 @@ def test_k3_kl():
     np.testing.assert_allclose(np.asarray(got), [np.e - 2.0, np.exp(-1.0)], rtol=1e-6)
 
 
+def _verl_low_var_kl(logprob: np.ndarray, ref_logprob: np.ndarray) -> np.ndarray:
+    """NumPy port of verl's `kl_penalty(..., "low_var_kl")` (core_algos.py)."""
+    kl = np.clip(ref_logprob - logprob, -20, 20)
+    kld = np.exp(kl) - kl - 1
+    return np.clip(kld, -10, 10)
+
+
+def test_k3_kl_is_verl_low_var_kl_with_its_clamp():
+    rng = np.random.default_rng(1)
+    logp = rng.normal(-3.0, 3.0, 200).astype(np.float32)
+    ref = rng.normal(-3.0, 3.0, 200).astype(np.float32)
+    ref[:3] = logp[:3] + np.array([2.5, 8.0, 30.0], np.float32)  # e^8 − 9 and e^20 − 21 > 10
+    got = np.asarray(dapo_loss.k3_kl(jnp.asarray(logp), jnp.asarray(ref)))
+    np.testing.assert_allclose(got, _verl_low_var_kl(logp, ref), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[:3], [np.exp(2.5) - 3.5, 10.0, 10.0], rtol=1e-5)
+    assert got.max() == 10.0
+
+
 def test_kl_term_in_policy_loss():
     logp, logp_old, adv, mask = (jnp.asarray(a, jnp.float32) for a in _random_batch(6))
     logp_ref = logp_old + 0.4

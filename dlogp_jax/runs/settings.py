@@ -242,6 +242,10 @@ class EvalSettings:
     every: int = 0
     n: int = 4  # samples per prompt
     temperature: float = 1.0
+    top_p: float = 0.7  # the eval's own nucleus mass (the official val_top_p), not the rollout's
+    # by_source: each row's rollout reward (rollout.rewards_by_source, else default_reward);
+    # "accuracy" (rewards.grade) or a REWARDS name for every row.
+    reward: str = "by_source"
     max_prompts: int = 0  # the first N prompts only (0 = all)
     seed: int = 1234  # fixed across evaluations, so curves compare like with like
 
@@ -250,6 +254,10 @@ class EvalSettings:
         problems = _at_least(self, 0, "every", "max_prompts") + _at_least(self, 1, "n")
         if self.temperature < 0:
             problems.append(f"temperature={self.temperature}: must be >= 0.")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p={self.top_p}: must be in (0, 1].")
+        if not self.reward:
+            problems.append("reward: by_source, accuracy or a registered reward name.")
         _raise(["eval." + p for p in problems])
 
 

@@ -42,7 +42,9 @@ def get_config(arg=None):
     c.seed = 0  # generation seed; with the prompt index it names each sample's random stream
 
     # Prompts.
-    c.chat_template = True  # one user turn in the (base) tokenizer's chat template
+    c.chat_template = True  # one user turn in a tokenizer's chat template (see template_from)
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    c.template_from = ""
     c.prompt_suffix = ""  # appended to each prompt before templating
 
     # Batching, numerics, grading.
@@ -54,8 +56,9 @@ def get_config(arg=None):
     c.demo = args.demo  # build tiny checkpoints and prompts under `out` first
     c.distributed = distributed()  # multi-host settings (config_args.distributed)
 
-    if args.paper:  # docs/method.md §5: T = 1, top-p 0.7, the \boxed{} prompt suffix, n = 32
+    if args.paper:  # docs/method.md §5: T = 1, top-p 0.7, the \boxed{} suffix, n = 32, RL template
         c.top_p = 0.7
+        c.template_from = "rl"
         c.n = 32
         c.max_new_tokens = 20000
         c.prompt_suffix = (

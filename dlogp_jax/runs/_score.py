@@ -29,6 +29,7 @@ from dlogp_jax.data.prompts import Example, encode_rows
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.model.pair import load_pair
 from dlogp_jax.runs import runtime
+from dlogp_jax.runs._sample import chat_template_of
 from dlogp_jax.runs.settings import ScoreSettings
 
 
@@ -45,6 +46,7 @@ def score(settings: ScoreSettings) -> Path:
     base, rl, data = settings.base, settings.rl, settings.data
     if settings.demo:
         base, rl, data = build_demo(out)
+    template = chat_template_of(base, rl, settings.template_from, settings.chat_template)
     pair = load_pair(base, rl or None, mesh=mesh, dtype=settings.dtype)
     examples = encode_rows(
         read_rows(data),
@@ -53,6 +55,7 @@ def score(settings: ScoreSettings) -> Path:
         vocab_limit=pair.vocab_limit,
         chat_template=settings.chat_template,
         max_length=settings.max_length,
+        template=template,
     )
     batching = BatchSettings(
         settings.batch_size,

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dlogp_jax.analysis.view_data import COLOURINGS
+from dlogp_jax.data.prompts import TEMPLATE_FROM
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
@@ -57,6 +58,12 @@ def local_path_problems(path: str, field: str) -> list[str]:
         "Storage FUSE (e.g. gcsfuse BUCKET /gcs/BUCKET, or launch/tpu_pod.sh --bucket) and pass "
         "/gcs/BUCKET/... instead."
     ]
+
+
+def _template_from(value: str) -> list[str]:
+    if value in TEMPLATE_FROM:
+        return []
+    return [f"template_from={value!r}: use base or rl (or leave it empty)."]
 
 
 def _dtype(value: str, field: str) -> list[str]:
@@ -103,6 +110,8 @@ class ScoreSettings:
     data: str = ""  # .jsonl / .parquet: prompt+response text, or prompt_ids+response_ids
     out: str = "runs/score"
     chat_template: bool = False  # wrap `prompt` in the tokenizer's chat template (one user turn)
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    template_from: str = ""
     dtype: str = "float32"  # "bfloat16" on accelerators
     mesh: str = "fsdp:-1"  # e.g. "data:2,fsdp:2,tensor:2"
     batch_size: int = 8
@@ -116,7 +125,7 @@ class ScoreSettings:
 
     def __post_init__(self):
         _paths(self, "base", "rl", "data", "out")
-        problems = _inputs(self, "score")
+        problems = _inputs(self, "score") + _template_from(self.template_from)
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "batch_size", "length_bucket", "chunk_tokens", "max_length")
         problems += _at_least(self, 0, "top_k", "top_alternatives")
@@ -170,6 +179,8 @@ class SampleSettings:
     n: int = 4  # samples per prompt
     seed: int = 0
     chat_template: bool = True  # one user turn in the tokenizer's chat template
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    template_from: str = ""
     prompt_suffix: str = ""  # appended to each prompt before templating
     batch_prompts: int = 8  # prompts decoded together (batch = batch_prompts * n sequences)
     # Left-pad prompts to one of these lengths; also given as "64,128,...".
@@ -182,7 +193,7 @@ class SampleSettings:
 
     def __post_init__(self):
         _paths(self, "base", "rl", "data", "out")
-        problems = _inputs(self, "sample")
+        problems = _inputs(self, "sample") + _template_from(self.template_from)
         if self.mode != "single" and not self.rl and not self.demo:
             problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")

@@ -24,8 +24,9 @@ def get_config(arg=None):
 
     # Decoding mode (docs/method.md §2, §3).
     c.mode = "single"  # single | replace | extrapolate | extrapolate_all
-    # Which positions are re-drawn (replace / extrapolate): dlogp | entropy_base | entropy_rl |
-    # kl_rl_base | kl_base_rl | kl_sym | random | all | none.
+    # Which positions are re-drawn (replace / extrapolate): dlogp | logp | entropy_base |
+    # entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all | none; the official names
+    # neg_logp, entropy, assist_entropy, kl, kl_r, js, rand are accepted (extrapolation.py).
     c.criterion = "dlogp"
     c.threshold = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
     c.gamma = 0.0  # γ of π_RL^(1+γ) / π_base^γ (0 = the RL model; the paper: 0.05-0.1)

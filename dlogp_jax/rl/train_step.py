@@ -20,7 +20,7 @@ import optax
 
 from dlogp_jax.logprobs import response_logprobs
 from dlogp_jax.model.config import ModelConfig
-from dlogp_jax.rl.dapo_loss import LossConfig, policy_loss
+from dlogp_jax.rl.dapo_loss import CURRENT_POLICY_WEIGHTS, LossConfig, policy_loss, token_weights
 from dlogp_jax.rl.train_state import OptimizerConfig, TrainState, make_optimizer
 
 
@@ -102,11 +102,14 @@ def update(state: TrainState, batch: dict, cfg: StepConfig):
 
     def loss_fn(params, mb):
         logp = _logp(params, mb["tokens"], mb["mask"], cfg)
+        weights = mb["weights"]
+        if cfg.loss.weight_method in CURRENT_POLICY_WEIGHTS:  # focal: the current policy's p
+            weights = token_weights(cfg.loss.weight_method, jnp.exp(logp), cfg.loss.weight_c)
         return policy_loss(
             logp,
             mb["logp_old"],
             mb["adv"],
-            mb["weights"],
+            weights,
             mb["resp_mask"],
             cfg.loss,
             num_tokens,

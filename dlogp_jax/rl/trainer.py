@@ -292,8 +292,12 @@ def _one_step(state, step: int, run: _Run, data, grader):
     chunks = cfg.mini_batches * cfg.micro_batches  # old/ref passes run at micro-batch size
     with jax.set_mesh(ctx.mesh):
         logp_old, entropy = _forward_in_chunks(state.params, host, chunks, step_cfg, ctx.mesh)
-        weights = dapo_loss.token_weights(
-            step_cfg.loss.weight_method, np.exp(logp_old), step_cfg.loss.weight_c
+        weights = dapo_loss.advantage_weights(  # focal: recomputed from π_θ in every update
+            step_cfg.loss.weight_method,
+            logp_old,
+            host["resp_mask"],
+            run.rollout.n,
+            step_cfg.loss.weight_c,
         )
         host["weights"], host["logp_old"] = np.asarray(weights, np.float32), logp_old
         if ctx.ref_params is not None:

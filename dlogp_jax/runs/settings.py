@@ -165,7 +165,8 @@ class SampleSettings:
     data: str = ""  # .jsonl / .parquet with `prompt` (or `problem`) and optional `answer`
     out: str = "runs/sample"
     mode: str = "single"  # single | replace | extrapolate | extrapolate_all
-    # dlogp | entropy_base | entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all | none
+    # dlogp | logp | entropy_base | entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all |
+    # none, or an official name (neg_logp, entropy, assist_entropy, kl, kl_r, js, rand)
     criterion: str = "dlogp"
     threshold: float = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
     gamma: float = 0.0  # γ of π_RL^(1+γ) / π_base^γ

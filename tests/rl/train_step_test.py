@@ -192,3 +192,23 @@ def test_non_finite_gradient_skips_the_update(setup):
         for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(params))
     ]
     assert max(moved) > 0
+
+
+def test_focal_weights_come_from_the_current_policy(setup):
+    """`focal` (the official fork): w = (1 − sg(p_θ))^c from the policy being updated, not from
+    p_old; the batch's weights are ignored."""
+    _, config, params, *_ = setup
+    batch = _batch(setup, params)  # p_old perturbed away from the current policy
+    batch["weights"] = np.full_like(batch["weights"], 123.0)  # must not be used
+    loss_cfg = LossConfig(weight_method="focal", weight_c=2.0)
+    _, metrics = update(_state(params), batch, _step_cfg(config, 1, loss_cfg))
+    logp = forward_logprobs(params, batch["tokens"], batch["mask"], _step_cfg(config))[0]
+    rm = batch["resp_mask"]
+    n = (jnp.sum(rm), jnp.sum(jnp.any(rm > 0, axis=-1)))
+    w_now = (1.0 - jnp.exp(logp)) ** 2.0
+    w_old = (1.0 - jnp.exp(batch["logp_old"])) ** 2.0
+    args = (batch["logp_old"], batch["adv"])
+    want = dapo_loss.policy_loss(logp, *args, w_now, rm, loss_cfg, *n)[0]
+    other = dapo_loss.policy_loss(logp, *args, w_old, rm, loss_cfg, *n)[0]
+    np.testing.assert_allclose(float(metrics["loss"]), float(want), rtol=1e-5, atol=1e-6)
+    assert abs(float(want) - float(other)) > 1e-3  # p_old weights would give another loss

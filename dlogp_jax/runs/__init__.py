@@ -1,4 +1,4 @@
-"""The runs: score, sample, train and grade as functions of a frozen settings dataclass.
+"""The runs: score, sample, train, grade and merge as functions of a frozen settings dataclass.
 
 Each run owns its outputs (run files, resume, atomic writes, grading); the CLIs in `dlogp_jax.cli`
 only turn a config into settings and call these. Facade: implementations live in the submodules;
@@ -10,6 +10,7 @@ from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._grade import grade
+from dlogp_jax.runs._merge import merge
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
@@ -19,6 +20,7 @@ from dlogp_jax.runs.settings import (
     Distributed,
     EvalSettings,
     GradeSettings,
+    MergeSettings,
     SampleSettings,
     ScoreSettings,
     TrainerSettings,
@@ -33,6 +35,7 @@ __all__ = [
     "EvalSettings",
     "GradeSettings",
     "LossConfig",
+    "MergeSettings",
     "OptimizerConfig",
     "RolloutConfig",
     "SampleSettings",
@@ -47,6 +50,7 @@ __all__ = [
     "init_runtime",
     "is_writer",
     "make_spec",
+    "merge",
     "sample",
     "samples_to_score_rows",
     "score",

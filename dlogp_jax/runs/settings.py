@@ -247,6 +247,25 @@ class GradeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MergeSettings:
+    """`merge`: the ExPO checkpoint θ_RL + α·(θ_RL − θ_base) as an HF directory."""
+
+    base: str = ""  # HF checkpoint directory of the base model
+    rl: str = ""  # HF checkpoint directory of the RL model (its tokenizer is written out)
+    out: str = "runs/merge"  # output HF directory (replaced if it exists)
+    alpha: float = 0.3  # α: 0 = the RL model, > 0 extrapolates past it
+    dtype: str = "bfloat16"  # dtype of the written weights: float32 | bfloat16 | float16
+
+    def __post_init__(self):
+        _paths(self, "base", "rl", "out")
+        problems = [] if self.base and self.rl else ["base, rl: set --config.base and --config.rl."]
+        problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
+            problems.append(f"alpha={self.alpha!r}: must be a number.")
+        _raise(problems)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalSettings:
     """Held-out Avg@n every `every` steps and at step 0 (data="" or every=0: off)."""
 

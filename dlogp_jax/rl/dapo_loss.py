@@ -128,8 +128,9 @@ def sequence_weights(
       [B, T] weights, equal along T (0-token responses get logPPL 0). No gradient.
     """
     mask = mask.astype(jnp.float32)
-    logp_old = jax.lax.stop_gradient(logp_old)
-    log_ppl = -jnp.sum(logp_old * mask, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)  # [B]
+    # where, not a product: positions past a response may hold any value (even inf).
+    logp_old = jnp.where(mask > 0, jax.lax.stop_gradient(logp_old), 0.0)
+    log_ppl = -jnp.sum(logp_old, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)  # [B]
     if method == "ppl":
         w = 1.0 - c * log_ppl
     elif method in ("ppl-norm", "ppl-norm-clamp"):

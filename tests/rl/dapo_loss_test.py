@@ -211,7 +211,10 @@ def test_token_weights_paper_constant_qwen3():
 
 
 # Rows g*2 + j, groups of 2: logPPL = −mean log p_old over each row's mask = 2, 0.5 | 0.1, 0.3.
-SEQ_LOGP = jnp.array([[-1.0, -3.0, 0.0], [-0.5, 9.0, 9.0], [-0.1, -0.1, -0.1], [-0.3, -0.3, -0.3]])
+# The values past a response (-inf, NaN, 9) must not matter.
+SEQ_LOGP = jnp.array(
+    [[-1.0, -3.0, -jnp.inf], [-0.5, jnp.nan, 9.0], [-0.1, -0.1, -0.1], [-0.3, -0.3, -0.3]]
+)
 SEQ_MASK = jnp.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 1]], jnp.float32)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dlogp_jax.analysis.accuracy import accuracy_metrics
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.rl.rewards import Grader, answer_key
 from dlogp_jax.rl.rollout import generate_round
 from dlogp_jax.sampling import DecodeSpec
@@ -33,6 +34,7 @@ def evaluate(
     grader: Grader,
     batch_prompts: int = 16,
     reward_for: Callable[[str], str] | None = None,
+    engine: engines.EngineChoice = engines.DEFAULT,
 ) -> dict[str, float]:
     """Samples spec.n responses per prompt and grades them with each prompt's reward.
 
@@ -49,6 +51,8 @@ def evaluate(
       grader: runs the rewards (`score_each`).
       reward_for: data_source -> reward name (a REWARDS key or "accuracy"); None: "accuracy"
         (`rewards.grade`) for every prompt.
+      engine: the decoder; paged queues every prompt in one call (its slots and pages bound the
+        memory, so batch_prompts is the static decoder's batch only). Both give the same samples.
     Returns:
       {eval_accuracy: Avg@n, the mean over the P prompts of each one's fraction correct,
       eval_accuracy_ci95: its Student-t half-width (NaN for one prompt), eval_pass_at_{k} and
@@ -57,6 +61,7 @@ def evaluate(
     """
     reward_for = reward_for or (lambda source: "accuracy")
     samples, lengths, timeouts = {}, [], 0
+    batch_prompts = len(prompts) if engine.paged else batch_prompts
     for idx, real in fixed_batches(range(len(prompts)), batch_prompts):
         _, _, _, tokens, length = generate_round(
             params,
@@ -67,6 +72,7 @@ def evaluate(
             seed=seed,
             tp=tp,
             mesh=mesh,
+            engine=engine,
         )
         rows = real * spec.n  # response rows of the real prompts (rows g*n + j)
         texts = [

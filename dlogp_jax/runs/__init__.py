@@ -11,6 +11,7 @@ from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._grade import grade
 from dlogp_jax.runs._merge import merge
+from dlogp_jax.runs._plot import plot
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
@@ -21,6 +22,7 @@ from dlogp_jax.runs.settings import (
     EvalSettings,
     GradeSettings,
     MergeSettings,
+    PlotSettings,
     SampleSettings,
     ScoreSettings,
     TrainerSettings,
@@ -37,6 +39,7 @@ __all__ = [
     "LossConfig",
     "MergeSettings",
     "OptimizerConfig",
+    "PlotSettings",
     "RolloutConfig",
     "SampleSettings",
     "ScoreSettings",
@@ -51,6 +54,7 @@ __all__ = [
     "is_writer",
     "make_spec",
     "merge",
+    "plot",
     "sample",
     "samples_to_score_rows",
     "score",

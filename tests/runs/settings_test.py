@@ -16,12 +16,14 @@ PRESETS = {
     runs.ViewSettings: ("view", [None]),
     runs.GradeSettings: ("grade", [None]),
     runs.MergeSettings: ("merge", [None]),
+    runs.PlotSettings: ("plot", [None]),
 }
 INPUTS = {
     "score": dict(base="b", data="d"),
     "sample": dict(base="b", rl="r", data="d"),
     "view": dict(input="d"),
     "merge": dict(base="b", rl="r"),
+    "plot": dict(inputs="d"),
 }
 
 

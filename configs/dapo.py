@@ -43,7 +43,11 @@ def get_config(arg=None):
     c.eval.data = ""  # held-out prompts with answers (e.g. AIME 2024), same layouts as `data`
     c.eval.every = 0  # training steps between evaluations (verl: 5); 0 = off
     c.eval.n = 4  # samples per prompt (Avg@n; the paper: 32)
-    c.eval.temperature = 1.0  # sampling temperature of the evaluation (top-p is rollout.top_p)
+    c.eval.temperature = 1.0  # sampling temperature of the evaluation (the official val: 1.0)
+    c.eval.top_p = 0.7  # nucleus mass of the evaluation (the official val_top_p: 0.7)
+    # by_source: each row's rollout reward (DAPO `Answer:` matching for math_dapo / aime rows);
+    # "accuracy" (last box, else Answer: line, math-verify) or a reward name for every row.
+    c.eval.reward = "by_source"
     c.eval.max_prompts = 0  # evaluate the first this many prompts; 0 = all
     c.eval.seed = 1234  # generation seed, fixed across evaluations so curves compare like with like
 

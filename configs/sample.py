@@ -24,8 +24,9 @@ def get_config(arg=None):
 
     # Decoding mode (docs/method.md §2, §3).
     c.mode = "single"  # single | replace | extrapolate | extrapolate_all
-    # Which positions are re-drawn (replace / extrapolate): dlogp | entropy_base | entropy_rl |
-    # kl_rl_base | kl_base_rl | kl_sym | random | all | none.
+    # Which positions are re-drawn (replace / extrapolate): dlogp | logp | entropy_base |
+    # entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all | none; the official names
+    # neg_logp, entropy, assist_entropy, kl, kl_r, js, rand are accepted (extrapolation.py).
     c.criterion = "dlogp"
     c.threshold = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
     c.gamma = 0.0  # γ of π_RL^(1+γ) / π_base^γ (0 = the RL model; the paper: 0.05-0.1)
@@ -42,7 +43,9 @@ def get_config(arg=None):
     c.seed = 0  # generation seed; with the prompt index it names each sample's random stream
 
     # Prompts.
-    c.chat_template = True  # one user turn in the (base) tokenizer's chat template
+    c.chat_template = True  # one user turn in a tokenizer's chat template (see template_from)
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    c.template_from = ""
     c.prompt_suffix = ""  # appended to each prompt before templating
 
     # Batching, numerics, grading.
@@ -61,8 +64,9 @@ def get_config(arg=None):
     c.demo = args.demo  # build tiny checkpoints and prompts under `out` first
     c.distributed = distributed()  # multi-host settings (config_args.distributed)
 
-    if args.paper:  # docs/method.md §5: T = 1, top-p 0.7, the \boxed{} prompt suffix, n = 32
+    if args.paper:  # docs/method.md §5: T = 1, top-p 0.7, the \boxed{} suffix, n = 32, RL template
         c.top_p = 0.7
+        c.template_from = "rl"
         c.n = 32
         c.max_new_tokens = 20000
         c.prompt_suffix = (

@@ -21,6 +21,8 @@ def get_config(arg=None):
     c.data = ""  # .jsonl / .parquet: prompt+response text, or prompt_ids+response_ids
     c.out = "runs/score"  # output directory (tokens.parquet, summary.json, histograms.png)
     c.chat_template = False  # wrap `prompt` in the tokenizer's chat template (one user turn)
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    c.template_from = ""
 
     # Numerics and layout.
     c.dtype = "float32"  # params and compute: float32 | bfloat16 (on accelerators) | float16

@@ -9,8 +9,10 @@ the token the base model proposed.
   * Δlog p(v) = log π_R(v) − log π_B(v)  (`dlogp`).
   * Extrapolated distribution π_γ ∝ π_R^(1+γ) / π_B^γ: logits log π_R + γ·Δlog p (`extrapolated_logits`;
     γ = 0 gives π_R exactly, bit for bit).
-  * Criteria (`CRITERIA`), all on raw log-probs over the full vocabulary (exact mode):
+  * Criteria (`CRITERIA`), all on raw log-probs over the full vocabulary (exact mode); the official
+    code's names (in brackets) are accepted as aliases (`CRITERION_ALIASES`, `canonical_criterion`):
       dlogp         Δlog p(ŷ) <= τ          (the paper's criterion, `neg_logp` in the official code)
+      logp          log π_B(ŷ) − log π_R(ŷ) = −Δlog p(ŷ) <= τ   (`logp`: the mirror of dlogp)
       entropy_base  H(π_B) >= τ             (`entropy`)
       entropy_rl    H(π_R) >= τ             (`assist_entropy`)
       kl_rl_base    KL(π_R‖π_B) >= τ        (`kl`)
@@ -41,6 +43,7 @@ from dlogp_jax.types import Array, Bool, Float, Int
 
 CRITERIA = (
     "dlogp",
+    "logp",
     "entropy_base",
     "entropy_rl",
     "kl_rl_base",
@@ -50,7 +53,32 @@ CRITERIA = (
     "all",
     "none",
 )
-_AT_MOST = ("dlogp",)  # fires when score <= τ; the divergence criteria fire when score >= τ
+_AT_MOST = ("dlogp", "logp")  # fire when score <= τ; the divergence criteria fire at score >= τ
+# The official code's criterion names -> ours (`logp` is the same name in both).
+CRITERION_ALIASES = {
+    "neg_logp": "dlogp",
+    "entropy": "entropy_base",
+    "assist_entropy": "entropy_rl",
+    "kl": "kl_rl_base",
+    "kl_r": "kl_base_rl",
+    "js": "kl_sym",
+    "rand": "random",
+}
+
+
+def canonical_criterion(name: str) -> str:
+    """Our name of criterion `name` (one of CRITERIA or an official alias, CRITERION_ALIASES).
+
+    Raises:
+      ValueError: an unknown name, listing both sets of names.
+    """
+    name = CRITERION_ALIASES.get(name, name)
+    if name not in CRITERIA:
+        raise ValueError(
+            f"criterion {name!r}: use one of {', '.join(CRITERIA)} (or the official names "
+            f"{', '.join(CRITERION_ALIASES)})."
+        )
+    return name
 
 
 def kl(logp_p: Float[Array, "B V"], logp_q: Float[Array, "B V"]) -> Float[Array, " B"]:
@@ -99,6 +127,8 @@ def criterion_score(
     """
     if name == "dlogp":
         return take(logp_rl, proposed) - take(logp_base, proposed)
+    if name == "logp":
+        return take(logp_base, proposed) - take(logp_rl, proposed)
     if name == "entropy_base":
         return entropy(logp_base)
     if name == "entropy_rl":
@@ -119,7 +149,8 @@ def criterion_score(
 
 
 def criterion_fires(name: str, score: Float[Array, " B"], threshold: float) -> Bool[Array, " B"]:
-    """[B] bool: position selected. `dlogp`: score <= τ; `random`: score < τ; others: score >= τ."""
+    """[B] bool: position selected. `dlogp`, `logp`: score <= τ; `random`: score < τ; others:
+    score >= τ."""
     if name == "all":
         return jnp.ones(score.shape, bool)
     if name == "none":
@@ -209,10 +240,11 @@ def faithful_score(
     name: str, view: TopKView, proposed: Int[Array, " B"], uniform: Float[Array, " B"]
 ) -> Float[Array, " B"]:
     """The official top-K statistic of criterion `name` (see `criterion_score` for the arguments)."""
-    if name == "dlogp":
+    if name in ("dlogp", "logp"):
         # ŷ is always in the base dict; its RL value is the RL dict's (or the RL pad).
         slot = jnp.argmax((view.keys_b == proposed[:, None]) & view.valid_b, axis=-1)
-        return take(view.r_on_b, slot) - take(view.logp_b, slot)
+        d = take(view.r_on_b, slot) - take(view.logp_b, slot)
+        return d if name == "dlogp" else -d
     if name == "entropy_base":
         return entropy(_renorm(view.logp_b, view.valid_b))
     if name == "entropy_rl":

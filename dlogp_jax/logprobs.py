@@ -298,6 +298,7 @@ def response_logprobs(
     chunk_tokens: int = 512,
     with_entropy: bool = False,
     remat: bool = False,
+    temperature: float = 1.0,
 ):
     """Log-probs (and entropies) of the response part of prompt+response sequences.
 
@@ -309,9 +310,13 @@ def response_logprobs(
       vocab_limit: tokenizer length (padding columns get no probability).
       chunk_tokens: C. with_entropy: also return per-token entropies.
       remat: rematerialize layers in the backward pass.
+      temperature: the logits are divided by it before the softmax (verl trains on the rollout
+        temperature's distribution: log-probs and entropies of softmax(logits / temperature)).
     Returns:
       [B, M] fp32 log π(response_t | prefix) (and [B, M] entropies); garbage where mask is False.
     """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: log-probs need a temperature > 0.")
     positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
     h, _ = transformer.hidden_states(
         params, tokens, positions, None, mask, config=config, remat=remat
@@ -320,8 +325,11 @@ def response_logprobs(
     m = length - prompt_len
     h_pred = h[:, prompt_len - 1 : length - 1].reshape(b * m, d)
     targets = tokens[:, prompt_len:].reshape(-1)
+    project = _model_projection(params, config)
+    if temperature != 1.0:
+        project = lambda h, p=project: p(h) / temperature
     out = _logprobs(
-        _model_projection(params, config),
+        project,
         h_pred,
         targets,
         chunk_tokens=chunk_tokens,

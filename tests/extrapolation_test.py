@@ -51,6 +51,7 @@ def test_criteria_exact():
     kl_rb, kl_br = (pr * (lr - lb)).sum(-1), (pb * (lb - lr)).sum(-1)
     expected = {
         "dlogp": lr[np.arange(4), yhat] - lb[np.arange(4), yhat],
+        "logp": lb[np.arange(4), yhat] - lr[np.arange(4), yhat],
         "entropy_base": -(pb * lb).sum(-1),
         "entropy_rl": -(pr * lr).sum(-1),
         "kl_rl_base": kl_rb,
@@ -63,7 +64,7 @@ def test_criteria_exact():
         np.testing.assert_allclose(score, want, rtol=1e-4, atol=1e-6, err_msg=name)
         tau = float(np.median(want))
         fires = np.asarray(ex.criterion_fires(name, score, tau))
-        if name == "dlogp":
+        if name in ("dlogp", "logp"):
             np.testing.assert_array_equal(fires, np.asarray(score) <= tau)
         elif name == "random":
             np.testing.assert_array_equal(fires, np.asarray(u) < tau)
@@ -76,6 +77,44 @@ def test_criteria_exact():
     )
     with pytest.raises(ValueError, match="unknown criterion"):
         ex.criterion_score("entropy", lb, lr, yhat, u)
+
+
+def test_logp_criterion_hand_computed():
+    """π_B = (0.5, 0.3, 0.2), π_R = (0.2, 0.3, 0.5): log π_B(ŷ) − log π_R(ŷ) = ln 2.5, 0, ln 0.4."""
+    lb = jnp.log(jnp.asarray([[0.5, 0.3, 0.2]] * 3))
+    lr = jnp.log(jnp.asarray([[0.2, 0.3, 0.5]] * 3))
+    yhat = jnp.asarray([0, 1, 2])
+    score = ex.criterion_score("logp", lb, lr, yhat, jnp.zeros(3))
+    np.testing.assert_allclose(score, [np.log(2.5), 0.0, np.log(0.4)], atol=1e-6)
+    # τ = 0.5 selects ŷ = 1 and 2 (the RL model at least as confident); dlogp at τ = −0.5 only ŷ = 0.
+    assert np.asarray(ex.criterion_fires("logp", score, 0.5)).tolist() == [False, True, True]
+    d = ex.criterion_score("dlogp", lb, lr, yhat, jnp.zeros(3))
+    assert np.asarray(ex.criterion_fires("dlogp", d, -0.5)).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("official", "ours"),
+    [
+        ("neg_logp", "dlogp"),
+        ("logp", "logp"),
+        ("entropy", "entropy_base"),
+        ("assist_entropy", "entropy_rl"),
+        ("kl", "kl_rl_base"),
+        ("kl_r", "kl_base_rl"),
+        ("js", "kl_sym"),
+        ("rand", "random"),
+    ],
+)
+def test_official_criterion_names_are_aliases(official, ours):
+    assert ex.canonical_criterion(official) == ours
+    spec = DecodeSpec(mode="replace", criterion=official, threshold=0.1)
+    assert spec.criterion == ours  # stored under our name: the same compiled step
+    assert spec == DecodeSpec(mode="replace", criterion=ours, threshold=0.1)
+
+
+def test_unknown_criterion_lists_both_namings():
+    with pytest.raises(ValueError, match=r"criterion 'kl_fwd'.*dlogp, logp.*neg_logp, entropy"):
+        DecodeSpec(mode="replace", criterion="kl_fwd")
 
 
 # ------------------------------------------------------------------------- official reference
@@ -108,6 +147,7 @@ def official_step(lb, lr, yhat, rl_own, *, k, criterion, tau, weights, temperatu
 
     score = {
         "dlogp": lambda: aligned(B, R)[int(yhat)] - B[int(yhat)],
+        "logp": lambda: B[int(yhat)] - aligned(B, R)[int(yhat)],
         "entropy_base": lambda: entropy(B),
         "entropy_rl": lambda: entropy(R),
         "kl_rl_base": lambda: kl(R, B),
@@ -117,7 +157,7 @@ def official_step(lb, lr, yhat, rl_own, *, k, criterion, tau, weights, temperatu
     }[criterion]()
     enabled = (
         score <= tau
-        if criterion == "dlogp"
+        if criterion in ("dlogp", "logp")
         else (u < tau if criterion == "random" else score >= tau)
     )
     w_b, w_r = np.asarray(weights) / sum(weights)
@@ -136,7 +176,7 @@ def official_step(lb, lr, yhat, rl_own, *, k, criterion, tau, weights, temperatu
     return score, enabled, {v: float(q) for v, q in zip(keys, p / p.sum()) if q > 0}
 
 
-CRITERIA = ("dlogp", "entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl", "kl_sym")
+CRITERIA = ("dlogp", "logp", "entropy_base", "entropy_rl", "kl_rl_base", "kl_base_rl", "kl_sym")
 
 
 @functools.partial(jax.jit, static_argnames=("k", "weights", "temperature", "top_p"))

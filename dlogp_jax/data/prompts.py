@@ -2,7 +2,9 @@
 
 `Prompt` is what sampling, training and evaluation decode from (`load_prompts` here for dlogp-sample,
 `sources.prepare_prompts` for training data); scoring keeps its prompt + response `Example`.
-`render_prompt` is the only place a prompt becomes model text (chat template or raw).
+`render_prompt` is the only place a prompt becomes model text (chat template or raw);
+`pick_chat_template` chooses whose chat template renders a base/RL pair's prompts (`template_from`:
+the official runs apply the RL (assistant) tokenizer's template).
 """
 
 from __future__ import annotations
@@ -46,34 +48,83 @@ class Example:
         return len(self.prompt_ids) + len(self.response_ids)
 
 
-def render_prompt(tokenizer, prompt: str | Sequence[Mapping[str, str]], chat_template: bool) -> str:
+TEMPLATE_FROM = ("", "base", "rl")  # "": not chosen (the base's; refused when the pair's differ)
+
+
+def pick_chat_template(base_tokenizer, rl_tokenizer, template_from: str) -> str | None:
+    """The chat template (Jinja text) that renders a pair's prompts.
+
+    Args:
+      base_tokenizer: the base checkpoint's tokenizer. rl_tokenizer: the RL one's, or None.
+      template_from: "base", "rl" (the official runs), or "" (not chosen: the base's, refused when
+        the two tokenizers' templates differ, since that choice changes every prompt).
+    Returns:
+      the template text (None when the chosen tokenizer has none: `render_prompt` then refuses).
+    Raises:
+      DataError: one line naming `template_from`.
+    """
+    if template_from not in TEMPLATE_FROM:
+        raise DataError(f"template_from={template_from!r}: use base or rl.")
+    base = getattr(base_tokenizer, "chat_template", None)
+    if rl_tokenizer is None:
+        if template_from == "rl":
+            raise DataError(
+                "template_from=rl needs an RL checkpoint: set --config.rl=DIR or --config.template_from=base."
+            )
+        return base
+    rl = getattr(rl_tokenizer, "chat_template", None)
+    if template_from == "" and base != rl:
+        raise DataError(
+            "the base and RL tokenizers have different chat templates: set "
+            "--config.template_from=rl (the official runs) or =base."
+        )
+    return rl if template_from == "rl" else base
+
+
+def render_prompt(
+    tokenizer,
+    prompt: str | Sequence[Mapping[str, str]],
+    chat_template: bool,
+    template: str | None = None,
+) -> str:
     """The prompt text as the model sees it.
 
     Args:
       prompt: the text of one user turn, or chat messages ({role, content}).
-      chat_template: render with the tokenizer's chat template (ending with the assistant's turn
-        opening); otherwise the text itself, or the messages' contents joined by newlines.
+      chat_template: render with a chat template (ending with the assistant's turn opening);
+        otherwise the text itself, or the messages' contents joined by newlines.
+      template: the chat template's text (e.g. the RL tokenizer's, `pick_chat_template`); None:
+        the tokenizer's own.
     Raises:
-      DataError: chat_template is set but the tokenizer has none.
+      DataError: chat_template is set but there is no template.
     """
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     if not chat_template:
         return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in messages)
-    if not getattr(tokenizer, "chat_template", None):
+    template = template or getattr(tokenizer, "chat_template", None)
+    if not template:
         raise DataError(
             "chat_template=true but the tokenizer has no chat template; set "
             "--config.chat_template=false or use a checkpoint whose tokenizer_config.json has one."
         )
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, add_generation_prompt=True, tokenize=False
+    )
 
 
 def load_prompts(
-    path: str | Path, tokenizer, *, chat_template: bool, prompt_suffix: str = ""
+    path: str | Path,
+    tokenizer,
+    *,
+    chat_template: bool,
+    prompt_suffix: str = "",
+    template: str | None = None,
 ) -> list[Prompt]:
     """The prompts of a dlogp-sample data file: `prompt` (or `problem`) text, optional `answer`.
 
     Args:
       prompt_suffix: appended to each (stripped) prompt before templating.
+      template: the chat template's text (`render_prompt`); None: the tokenizer's own.
     Raises:
       DataError: naming the line and field of the first bad row (or an empty prompt).
     """
@@ -85,7 +136,7 @@ def load_prompts(
             raise DataError(f"{loc}: no 'prompt' field (nor 'problem'); give each row a prompt.")
         text = get_text(row, field, loc).strip() + prompt_suffix
         ids = tokenizer.encode(
-            render_prompt(tokenizer, text, chat_template), add_special_tokens=False
+            render_prompt(tokenizer, text, chat_template, template), add_special_tokens=False
         )
         if not ids:
             raise DataError(f"{loc}: the prompt is empty.")
@@ -109,10 +160,12 @@ def encode_rows(
     vocab_limit: int,
     chat_template: bool = False,
     max_length: int = 8192,
+    template: str | None = None,
 ) -> list[Example]:
     """Encodes every row; rows hold `prompt`+`response` text or `prompt_ids`+`response_ids`.
 
     An optional `group` field (e.g. "base" / "rl": which model generated the response) is kept.
+    `template` is the chat template's text (`render_prompt`; None: the tokenizer's own).
     Raises:
       DataError: naming the line and field of the first malformed or over-long row.
     """
@@ -123,7 +176,8 @@ def encode_rows(
             p_ids = get_ids(row, "prompt_ids", loc, vocab_limit)
             r_ids = get_ids(row, "response_ids", loc, vocab_limit)
         elif "prompt" in row or "response" in row:
-            prompt = render_prompt(tokenizer, get_text(row, "prompt", loc), chat_template)
+            text = get_text(row, "prompt", loc)
+            prompt = render_prompt(tokenizer, text, chat_template, template)
             p_ids = tokenizer.encode(prompt, add_special_tokens=False)
             r_ids = tokenizer.encode(get_text(row, "response", loc), add_special_tokens=False)
         else:

@@ -27,7 +27,10 @@ DEFINITIONS = """\
     the Δlog p tails overlap less than the entropy and the KL histograms do.
 (b) the replacement rate at which each criterion's accuracy curve first reaches the RL accuracy
     (linear interpolation between measured points; None when it does not within the sweep), and
-    the same for half of the base->RL gap. Reproduced when Δlog p needs the smallest rate; "n/a"
+    the same for half of the base->RL gap. Its interval: the rates at which the curves of the
+    points' upper and lower 95% bounds (Avg@n ± its t half-width) reach the same target (the
+    upper bound "not reached" when the lower curve never gets there); pointwise, not simultaneous,
+    and the target (the RL model's point accuracy) is taken as exact. Reproduced when Δlog p needs the smallest rate; "n/a"
     when the RL model is not more accurate than the base (nothing to recover).
 (c)/(d) paired per-prompt (c) or per-seed (d) differences with a 95% interval: "yes" when the
     interval excludes 0 in favour of the method, "not established" when the mean favours it but the
@@ -91,6 +94,20 @@ def thresholds_for_rates(criterion: str, scores: np.ndarray, rates: Sequence[flo
     return [float(np.quantile(s, 1.0 - r)) for r in rates]
 
 
+def rate_interval(points: Sequence[tuple[float, float, float]], target: float) -> list:
+    """[low, high] replacement rate to reach `target` from (rate, accuracy, ci95 half-width) points.
+
+    low: where the optimistic curve (accuracy + ci95) reaches the target; high: where the
+    pessimistic one (accuracy − ci95) does (None: not within the sweep). Both None when a point has
+    no finite interval (e.g. one prompt).
+    """
+    if any(not np.isfinite(h) for _, _, h in points):
+        return [None, None]
+    up = rate_to_reach([(r, a + h) for r, a, h in points], target)
+    down = rate_to_reach([(r, a - h) for r, a, h in points], target)
+    return [up, down]
+
+
 def rate_to_reach(points: Sequence[tuple[float, float]], target: float) -> float | None:
     """The smallest replacement rate at which the (rate, accuracy) curve reaches `target`.
 
@@ -105,6 +122,11 @@ def rate_to_reach(points: Sequence[tuple[float, float]], target: float) -> float
             r0, a0 = pts[i - 1]
             return float(r0 + (target - a0) * (r - r0) / (a - a0))
     return None
+
+
+def _ci(point: dict) -> float:
+    h = point.get("accuracy_ci95")
+    return float("nan") if h is None else float(h)
 
 
 # ------------------------------------------------------------------------------ direction
@@ -170,14 +192,21 @@ def finding_b(curves: dict[str, list[dict]], base_acc: float, rl_acc: float) -> 
     """(b) Δlog p reaches the RL accuracy with the fewest replacements.
 
     Args:
-      curves: criterion -> [{"rate", "accuracy", ...}] measured points.
+      curves: criterion -> [{"rate", "accuracy", "accuracy_ci95", ...}] measured points.
+    Returns:
+      reach_rl / reach_half_gap: criterion -> rate (or None); reach_rl_interval /
+      reach_half_gap_interval: criterion -> [low, high] (`rate_interval`); the verdict fields.
     """
-    out: dict[str, Any] = {"reach_rl": {}, "reach_half_gap": {}}
+    out: dict[str, Any] = {"reach_rl": {}, "reach_half_gap": {}, "reach_rl_interval": {}}
+    out["reach_half_gap_interval"] = {}
     half = base_acc + 0.5 * (rl_acc - base_acc)
     for name, pts in curves.items():
         xy = [(p["rate"], p["accuracy"]) for p in pts]
         out["reach_rl"][name] = rate_to_reach(xy, rl_acc)
         out["reach_half_gap"][name] = rate_to_reach(xy, half)
+        band = [(p["rate"], p["accuracy"], _ci(p)) for p in pts]
+        out["reach_rl_interval"][name] = rate_interval(band, rl_acc)
+        out["reach_half_gap_interval"][name] = rate_interval(band, half)
 
     def best(reach: dict[str, float | None]) -> str | None:
         known = {k: v for k, v in reach.items() if v is not None}

@@ -141,6 +141,14 @@ def _rate(x: float | None) -> str:
     return "not reached" if x is None else f"{x:.3f}"
 
 
+def _band(interval: list | None) -> str:
+    """' [low, high]' of a rate-to-reach interval (findings.rate_interval); '' when unknown."""
+    if not interval or interval[0] is None:
+        return ""
+    high = "not reached" if interval[1] is None else f"{interval[1]:.3f}"
+    return f" [{interval[0]:.3f}, {high}]"
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731  (|Δlog p| inside a table cell)
     out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
@@ -162,7 +170,8 @@ def _findings(res: dict) -> list[str]:
         rows.append([claim, d["finding"]["reproduced"], numbers])
     if r := res.get("replacement"):
         f = r["finding"]
-        reach = ", ".join(f"{k} {_rate(v)}" for k, v in f["reach_rl"].items())
+        band = f.get("reach_rl_interval", {})
+        reach = ", ".join(f"{k} {_rate(v)}{_band(band.get(k))}" for k, v in f["reach_rl"].items())
         half = ", ".join(f"{k} {_rate(v)}" for k, v in f["reach_half_gap"].items())
         numbers = (
             f"rate to reach RL accuracy ({r['rl']['accuracy']:.3f}): {reach}; "

@@ -78,6 +78,7 @@ def train_config(ctx: Ctx, method: str, seed: int, workdir: Path) -> dict[str, A
         "every": r.eval_every,
         "n": r.eval_n,
         "max_prompts": r.eval_prompts,
+        "top_p": ctx.settings.exp.top_p,  # the demo samples everything at exp.top_p (§6.24)
     }
     sections = {
         "rollout": rollout,

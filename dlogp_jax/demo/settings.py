@@ -28,7 +28,8 @@ from dlogp_jax.rl.dapo_loss import TOKEN_WEIGHTS
 
 STAGES = ("world", "rl", "direction", "replacement", "extrapolation", "reweighting", "report")
 # Criteria a sweep may name: `all` and `none` are the sweep's two ends, always measured.
-SWEEP_CRITERIA = tuple(c for c in CRITERIA if c not in ("all", "none"))
+# `logp` (the mirror of dlogp: fires where the RL model is the more confident) is not swept.
+SWEEP_CRITERIA = tuple(c for c in CRITERIA if c not in ("all", "none", "logp"))
 
 
 # ------------------------------------------------------------------------------ comma lists

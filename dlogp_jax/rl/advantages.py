@@ -9,9 +9,15 @@ import numpy as np
 
 
 def grpo_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """(r − mean_group) / (std_group + eps) for rewards [G, R]; unbiased std as torch.std (verl)."""
+    """(r − mean_group) / (std_group + eps) for rewards [G, R]; unbiased std as torch.std (verl).
+
+    A group of one response (R = 1) has no baseline: verl's `compute_grpo_outcome_advantage` then
+    uses mean 0 and std 1, so the advantage is the raw score r / (1 + eps).
+    """
     r = np.asarray(rewards, np.float64)
-    std = r.std(axis=1, ddof=1, keepdims=True) if r.shape[1] > 1 else np.zeros((r.shape[0], 1))
+    if r.shape[1] == 1:
+        return (r / (1.0 + eps)).astype(np.float32)
+    std = r.std(axis=1, ddof=1, keepdims=True)
     return ((r - r.mean(axis=1, keepdims=True)) / (std + eps)).astype(np.float32)
 
 

@@ -6,14 +6,24 @@ Pieces (one concept per function): `ratio`, `token_weights`, `clipped_surrogate`
 clip), `aggregate` (named modes), `k3_kl`, combined by `policy_loss`.
 
 Token weights (docs/method.md §4): the advantage of token t is multiplied by w_t, computed from p_old =
-π_θold(y_t), the training model's own probability before the step's first update:
+π_θold(y_t), the training model's own probability before the step's first update (the official
+fork's `algorithm.reweight.method`, c = `constant`):
   `reshape_reversed` w = 1 + c·(1 − p_old)   the paper's method (c = 0.2 Qwen2.5-Math-7B, 0.1 Qwen3-8B)
   `reshape`          w = c·p_old + 1 − c     "Do not let low-probability tokens over-dominate"
-  `focal`            w = (1 − p_old)^c
+  `middle`           w = c + p_old·(1 − p_old)   exploratory: favours mid-probability tokens
+  `normalize`        w = 1 / (1 + c − p_old)     exploratory (c = 0 would be 1 / (1 − p_old))
+  `focal`            w = (1 − sg(p_θ))^c     on the *current* policy's detached probability,
+                                             recomputed at every update (`CURRENT_POLICY_WEIGHTS`)
   `none`             w = 1
-Since w ≥ 0 it factors out of the clipped surrogate, so it acts as a per-token loss weight and leaves
-the clip region unchanged (w = 0 only at the edges: `focal` at p_old = 1, `reshape` with c = 1 at
-p_old = 0).
+and the sequence-level Fig. 5 baselines (`SEQUENCE_WEIGHTS`, one weight per response from its log
+perplexity logPPL = −mean_t log p_old(y_t)):
+  `ppl`              w = 1 − c·logPPL
+  `ppl-norm`         w = 1 − c·z, z = logPPL z-scored within the prompt's group (population std + 1e-6)
+  `ppl-norm-clamp`   `ppl-norm` clipped to [0.8, 1.2]
+Where w ≥ 0 it factors out of the clipped surrogate, so it acts as a per-token loss weight and leaves
+the clip region unchanged (w = 0 only at the edges: `focal` at p = 1, `reshape` with c = 1 at
+p_old = 0). `ppl` can go negative for a long-tailed response (1 − c·logPPL < 0), which flips that
+response's advantage exactly as in the official fork.
 
 Deviation from verl 0.5 (the official code): `token_mean` here is the true mean over every response
 token of the mini-batch, also when the mini-batch is processed in micro-batches (the denominators are
@@ -28,7 +38,11 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-TOKEN_WEIGHTS = ("none", "reshape_reversed", "reshape", "focal")
+TOKEN_WEIGHTS = ("none", "reshape_reversed", "reshape", "focal", "middle", "normalize")
+SEQUENCE_WEIGHTS = ("ppl", "ppl-norm", "ppl-norm-clamp")
+WEIGHT_METHODS = TOKEN_WEIGHTS + SEQUENCE_WEIGHTS
+# Recomputed from the current policy inside every update (the batch's p_old weights are replaced).
+CURRENT_POLICY_WEIGHTS = ("focal",)
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
 
 
@@ -40,7 +54,7 @@ class LossConfig:
       clip_low, clip_high: ε_low, ε_high of clip-higher (ratio clipped to [1−ε_low, 1+ε_high]).
       clip_dual: c of the dual clip, bounding the loss of negative-advantage tokens by c·|A|.
       aggregation: one of AGGREGATIONS.
-      weight_method: one of TOKEN_WEIGHTS. weight_c: its constant c.
+      weight_method: one of WEIGHT_METHODS. weight_c: its constant c.
       kl_coef: weight of the k3 KL to a frozen reference model (0 = off, DAPO's default).
     """
 
@@ -62,10 +76,16 @@ class LossConfig:
             raise ValueError(f"clip_dual={self.clip_dual}: the dual clip constant must exceed 1.")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation {self.aggregation!r}: use one of {AGGREGATIONS}.")
-        if self.weight_method not in TOKEN_WEIGHTS:
-            raise ValueError(f"weight_method {self.weight_method!r}: use one of {TOKEN_WEIGHTS}.")
+        if self.weight_method not in WEIGHT_METHODS:
+            raise ValueError(f"weight_method {self.weight_method!r}: use one of {WEIGHT_METHODS}.")
         if self.weight_method == "reshape" and not 0 <= self.weight_c <= 1:
             raise ValueError(f"weight_c={self.weight_c}: `reshape` needs 0 <= c <= 1 (w > 0).")
+        if self.weight_method == "normalize" and self.weight_c <= 0:
+            raise ValueError(
+                f"weight_c={self.weight_c}: `normalize` needs c > 0 (w finite at p=1)."
+            )
+        if self.weight_method == "middle" and self.weight_c < 0:
+            raise ValueError(f"weight_c={self.weight_c}: `middle` needs c >= 0 (w >= 0).")
         if self.kl_coef < 0:
             raise ValueError(f"kl_coef={self.kl_coef} must be >= 0.")
 
@@ -76,7 +96,8 @@ def ratio(logp: jax.Array, logp_old: jax.Array) -> jax.Array:
 
 
 def token_weights(method: str, p_old: jax.Array, c: float) -> jax.Array:
-    """Per-token advantage weights from p_old [B, T] (see the module docstring). No gradient."""
+    """Per-token advantage weights from probabilities p [B, T] (see the module docstring). No
+    gradient. For `focal` the trainer passes the current policy's p (`CURRENT_POLICY_WEIGHTS`)."""
     p_old = jax.lax.stop_gradient(p_old)
     if method == "none":
         return jnp.ones_like(p_old)
@@ -86,7 +107,52 @@ def token_weights(method: str, p_old: jax.Array, c: float) -> jax.Array:
         return c * p_old + 1.0 - c
     if method == "focal":
         return (1.0 - p_old) ** c
+    if method == "middle":
+        return c + (1.0 - p_old) * p_old
+    if method == "normalize":
+        return 1.0 / (1.0 + c - p_old)
     raise ValueError(f"unknown token weight method {method!r}; use one of {TOKEN_WEIGHTS}.")
+
+
+def sequence_weights(
+    method: str, logp_old: jax.Array, mask: jax.Array, group_size: int, c: float
+) -> jax.Array:
+    """Per-response weights from each response's log perplexity, broadcast to its tokens.
+
+    Args:
+      method: one of SEQUENCE_WEIGHTS (see the module docstring).
+      logp_old: [B, T] log π_θold of the response tokens; mask: [B, T] 1 on response tokens.
+      group_size: R, responses per prompt; rows g*R + j form group g (B divisible by R).
+      c: the constant.
+    Returns:
+      [B, T] weights, equal along T (0-token responses get logPPL 0). No gradient.
+    """
+    mask = mask.astype(jnp.float32)
+    # where, not a product: positions past a response may hold any value (even inf).
+    logp_old = jnp.where(mask > 0, jax.lax.stop_gradient(logp_old), 0.0)
+    log_ppl = -jnp.sum(logp_old, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)  # [B]
+    if method == "ppl":
+        w = 1.0 - c * log_ppl
+    elif method in ("ppl-norm", "ppl-norm-clamp"):
+        g = log_ppl.reshape(-1, group_size)  # [G, R]
+        z = (g - g.mean(axis=1, keepdims=True)) / (g.std(axis=1, keepdims=True) + 1e-6)
+        w = (1.0 - c * z).reshape(-1)
+        if method == "ppl-norm-clamp":
+            w = jnp.clip(w, 0.8, 1.2)
+    else:
+        raise ValueError(
+            f"unknown sequence weight method {method!r}; use one of {SEQUENCE_WEIGHTS}."
+        )
+    return jnp.broadcast_to(w[:, None], logp_old.shape)
+
+
+def advantage_weights(
+    method: str, logp_old: jax.Array, mask: jax.Array, group_size: int, c: float
+) -> jax.Array:
+    """[B, T] weights of any WEIGHT_METHODS from log π_θold [B, T] (token or sequence level)."""
+    if method in SEQUENCE_WEIGHTS:
+        return sequence_weights(method, logp_old, mask, group_size, c)
+    return token_weights(method, jnp.exp(logp_old), c)
 
 
 def clipped_surrogate(r: jax.Array, adv: jax.Array, cfg: LossConfig):
@@ -137,9 +203,13 @@ def aggregate(
 
 
 def k3_kl(logp: jax.Array, logp_ref: jax.Array) -> jax.Array:
-    """Schulman's k3 estimator of KL(π_θ‖π_ref) per token: e^(ref−θ) − (ref−θ) − 1 ≥ 0."""
+    """Schulman's k3 estimator of KL(π_θ‖π_ref) per token, as verl's `low_var_kl`.
+
+    d = clip(ref − θ, −20, 20); k3 = e^d − d − 1 ≥ 0, clipped to [−10, 10] (so at most 10: one
+    token far below the reference cannot dominate the KL term or its gradient).
+    """
     d = jnp.clip(logp_ref - logp, -20.0, 20.0)
-    return jnp.exp(d) - d - 1.0
+    return jnp.clip(jnp.exp(d) - d - 1.0, -10.0, 10.0)
 
 
 def policy_loss(

@@ -151,6 +151,7 @@ class _Run:
     rollout: RolloutConfig
     step_cfg: train_step.StepConfig
     spec: DecodeSpec
+    log: Callable[[str], None] = print
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,8 +204,9 @@ def train(
         remat=cfg.remat,
         optimizer=opt,
         updates_per_step=cfg.mini_batches,
+        temperature=rollout.temperature,
     )
-    run = _Run(ctx, cfg, rollout, step_cfg, _rollout_spec(ctx.tokenizer, rollout))
+    run = _Run(ctx, cfg, rollout, step_cfg, _rollout_spec(ctx.tokenizer, rollout), log)
     lr_at = schedule(opt, cfg.mini_batches)
     with jax.set_mesh(ctx.mesh):
         state = _create(init_params, opt, cfg.mini_batches, cfg.seed)
@@ -336,8 +338,12 @@ def _one_step(state, step: int, run: _Run, data, grader):
     chunks = cfg.mini_batches * cfg.micro_batches  # old/ref passes run at micro-batch size
     with jax.set_mesh(ctx.mesh):
         logp_old, entropy = _forward_in_chunks(state.params, host, chunks, step_cfg, ctx.mesh)
-        weights = dapo_loss.token_weights(
-            step_cfg.loss.weight_method, np.exp(logp_old), step_cfg.loss.weight_c
+        weights = dapo_loss.advantage_weights(  # focal: recomputed from π_θ in every update
+            step_cfg.loss.weight_method,
+            logp_old,
+            host["resp_mask"],
+            run.rollout.n,
+            step_cfg.loss.weight_c,
         )
         host["weights"], host["logp_old"] = np.asarray(weights, np.float32), logp_old
         if ctx.ref_params is not None:
@@ -359,6 +365,12 @@ def _one_step(state, step: int, run: _Run, data, grader):
     num_tokens = max(mask.sum(), 1)
     metrics = {"step": step + 1, **stats}
     metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
+    metrics["update_skipped"] = int(sum(u["update_skipped"] for u in updates))
+    if metrics["update_skipped"]:
+        run.log(
+            f"step {step + 1}: {metrics['update_skipped']} of {cfg.mini_batches} updates skipped "
+            "(non-finite gradient norm); params and optimizer state kept"
+        )
     metrics.update(
         groups_kept_fraction=stats["groups_kept"] / max(stats["groups_generated"], 1),
         response_length_mean=float(groups.lengths.mean()),
@@ -367,6 +379,7 @@ def _one_step(state, step: int, run: _Run, data, grader):
         weight_mean=float((host["weights"][:real] * mask).sum() / num_tokens),
         zero_signal=int(not np.any(host["adv"])),
         batch_accuracy=float(groups.accuracy.mean()),
+        batch_reward_mean=float(groups.rewards.mean()),
         time_rollout=t1 - t0,
         time_old_logp=t2 - t1,
         time_update=t3 - t2,

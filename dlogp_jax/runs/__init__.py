@@ -1,4 +1,4 @@
-"""The runs: score, sample, train and grade as functions of a frozen settings dataclass.
+"""The runs: score, sample, train, grade and merge as functions of a frozen settings dataclass.
 
 Each run owns its outputs (run files, resume, atomic writes, grading); the CLIs in `dlogp_jax.cli`
 only turn a config into settings and call these. Facade: implementations live in the submodules;
@@ -10,6 +10,7 @@ from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._grade import grade
+from dlogp_jax.runs._merge import merge
 from dlogp_jax.runs._pairs import pairs
 from dlogp_jax.runs._plot import plot
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
@@ -22,6 +23,7 @@ from dlogp_jax.runs.settings import (
     Distributed,
     EvalSettings,
     GradeSettings,
+    MergeSettings,
     PairsSettings,
     PlotSettings,
     ProfileSettings,
@@ -39,6 +41,7 @@ __all__ = [
     "EvalSettings",
     "GradeSettings",
     "LossConfig",
+    "MergeSettings",
     "OptimizerConfig",
     "PairsSettings",
     "PlotSettings",
@@ -58,6 +61,7 @@ __all__ = [
     "make_spec",
     "pairs",
     "plan",
+    "merge",
     "plot",
     "sample",
     "samples_to_score_rows",

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm  # notebook-aware
 
 from dlogp_jax import outputs, toy
 from dlogp_jax.analysis.sample_summary import summarize_samples
-from dlogp_jax.data.prompts import Prompt, load_prompts
+from dlogp_jax.data.prompts import Prompt, load_prompts, pick_chat_template
 from dlogp_jax.engine import choice as engines
 from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
@@ -93,6 +93,9 @@ def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
         base, rl, data = build_demo(out)
     record = {k: getattr(settings, k) for k in RUN_FIELDS}
     record.update(base=str(base), rl=str(rl), data=str(data))
+    if settings.template_from:  # recorded only when chosen: older run.json files still resume
+        record["template_from"] = settings.template_from
+    template = chat_template_of(base, rl, settings.template_from, settings.chat_template)
     pair = load_pair(base, rl or None, mesh=mesh, dtype=settings.dtype)
     spec = make_spec(settings, pair)
     prompts = load_prompts(
@@ -100,6 +103,7 @@ def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
         pair.tokenizer,
         chat_template=settings.chat_template,
         prompt_suffix=settings.prompt_suffix,
+        template=template,
     )
     choice = engines.choice_of(settings)
     if note := engines.multi_process_note(choice):
@@ -294,12 +298,26 @@ def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> li
     return rows
 
 
+def chat_template_of(base, rl, template_from: str, chat_template: bool) -> str | None:
+    """The chat template text rendering a pair's prompts (`data.prompts.pick_chat_template`), read
+    from the checkpoints' tokenizers before any model loads; None without chat templating.
+
+    Raises:
+      DataError: `template_from` not chosen and the two templates differ (one line naming it).
+    """
+    if not chat_template:
+        return None
+    rl_tok = load_tokenizer(rl) if rl else None
+    return pick_chat_template(load_tokenizer(base), rl_tok, template_from)
+
+
 def samples_to_score_rows(runs: list[tuple[str | Path, str]]) -> list[dict[str, Any]]:
     """`score` input rows from `sample` outputs: the exact prompt and response token ids.
 
     Args:
       runs: (output directory, group name) pairs; the prompt ids are rebuilt as the run built them
-        (its data file, prompt suffix and chat template from run.json, its base tokenizer).
+        (its data file, prompt suffix, chat template and template_from from run.json, its base
+        tokenizer).
     Returns:
       rows {"prompt_ids", "response_ids", "group", "prompt_index", "sample_index"}; samples with
       no tokens are skipped.
@@ -308,11 +326,15 @@ def samples_to_score_rows(runs: list[tuple[str | Path, str]]) -> list[dict[str, 
     for out, group in runs:
         record = json.loads((Path(out) / "run.json").read_text())
         tokenizer = load_tokenizer(record["base"])
+        template = chat_template_of(
+            record["base"], record["rl"], record.get("template_from", ""), record["chat_template"]
+        )
         prompts = load_prompts(
             record["data"],
             tokenizer,
             chat_template=record["chat_template"],
             prompt_suffix=record["prompt_suffix"],
+            template=template,
         )
         ids = {p.index: p.ids for p in prompts}
         for line in (Path(out) / "samples.jsonl").read_text().splitlines():

@@ -41,6 +41,7 @@ from dlogp_jax.data.prompts import Example, encode_rows
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.model.pair import load_pair
 from dlogp_jax.runs import files, runtime
+from dlogp_jax.runs._sample import chat_template_of
 from dlogp_jax.runs.settings import ScoreSettings
 
 # tokens.parquet's schema metadata: what the numbers are.
@@ -75,6 +76,7 @@ def _score(settings: ScoreSettings, out: Path, mesh) -> Path:
     base, rl, data = settings.base, settings.rl, settings.data
     if settings.demo:
         base, rl, data = build_demo(out)
+    template = chat_template_of(base, rl, settings.template_from, settings.chat_template)
     record = {k: getattr(settings, k) for k in RUN_FIELDS}
     record.update(base=str(base), rl=str(rl), data=str(data))
     writer = runtime.is_writer()
@@ -88,6 +90,7 @@ def _score(settings: ScoreSettings, out: Path, mesh) -> Path:
         vocab_limit=pair.vocab_limit,
         chat_template=settings.chat_template,
         max_length=settings.max_length,
+        template=template,
     )
     batching = BatchSettings(
         settings.batch_size,

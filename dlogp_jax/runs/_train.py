@@ -34,6 +34,7 @@ from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
 from dlogp_jax.rl import trainer
 from dlogp_jax.rl.evaluate import evaluate
+from dlogp_jax.rl.rewards import REWARDS
 from dlogp_jax.rl.train_state import TrainState
 from dlogp_jax.runs import files, runtime
 from dlogp_jax.runs.progress import StepTrace
@@ -294,8 +295,13 @@ def prompt_bucket(prompts: list[Prompt]) -> int:
 
 
 def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
-    """eval_fn(params, grader) -> held-out Avg@n (rewards.grade) of the policy on `eval.data`."""
+    """eval_fn(params, grader) -> held-out Avg@n, pass@k, maj@k of the policy on `eval.data`, with
+    the eval's own sampling (temperature, top_p) and reward (`eval.reward`)."""
     e, rollout = settings.eval, settings.rollout
+    if e.reward not in ("by_source", "accuracy") and e.reward not in REWARDS:
+        raise ValueError(
+            f"eval.reward={e.reward!r}: use by_source, accuracy or one of {sorted(REWARDS)}."
+        )
     rows = read_rows(e.data)[: e.max_prompts or None]
     prompts = prepare_prompts(
         rows,
@@ -308,7 +314,7 @@ def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
     spec = DecodeSpec(
         mode="single",
         temperature=e.temperature,
-        top_p=rollout.top_p,
+        top_p=e.top_p,
         max_new_tokens=rollout.max_response_len,
         stop_ids=stop_token_ids(tokenizer),
         pad_id=tokenizer.pad_token_id or 0,
@@ -317,6 +323,8 @@ def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
     )
     tp = prompt_bucket(prompts)
     batch = max(1, min(16, len(prompts)))
+    by_source = e.reward == "by_source"
+    reward_for = rollout.reward_for if by_source else (lambda source: e.reward)
 
     def eval_fn(params, grader):
         return evaluate(
@@ -330,6 +338,7 @@ def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
             mesh=mesh,
             grader=grader,
             batch_prompts=batch,
+            reward_for=reward_for,
             engine=engines.choice_of(rollout),
         )
 

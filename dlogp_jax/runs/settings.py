@@ -20,8 +20,9 @@ from typing import Any
 
 from dlogp_jax.analysis.plots import FORMATS as PLOT_FORMATS
 from dlogp_jax.analysis.view_data import COLOURINGS
+from dlogp_jax.data.prompts import TEMPLATE_FROM
 from dlogp_jax.engine.choice import setting_problems
-from dlogp_jax.extrapolation import CRITERIA
+from dlogp_jax.extrapolation import CRITERIA, CRITERION_ALIASES
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rewards import REWARDS
@@ -63,6 +64,12 @@ def local_path_problems(path: str, field: str) -> list[str]:
         "Storage FUSE (e.g. gcsfuse BUCKET /gcs/BUCKET, or launch/tpu_pod.sh --bucket) and pass "
         "/gcs/BUCKET/... instead."
     ]
+
+
+def _template_from(value: str) -> list[str]:
+    if value in TEMPLATE_FROM:
+        return []
+    return [f"template_from={value!r}: use base or rl (or leave it empty)."]
 
 
 def _dtype(value: str, field: str) -> list[str]:
@@ -143,6 +150,8 @@ class ScoreSettings:
     data: str = ""  # .jsonl / .parquet: prompt+response text, or prompt_ids+response_ids
     out: str = "runs/score"
     chat_template: bool = False  # wrap `prompt` in the tokenizer's chat template (one user turn)
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    template_from: str = ""
     dtype: str = "float32"  # "bfloat16" on accelerators
     mesh: str = "fsdp:-1"  # e.g. "data:2,fsdp:2,tensor:2"
     batch_size: int = 8
@@ -156,7 +165,7 @@ class ScoreSettings:
 
     def __post_init__(self):
         _paths(self, "base", "rl", "data", "out")
-        problems = _inputs(self, "score")
+        problems = _inputs(self, "score") + _template_from(self.template_from)
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "batch_size", "length_bucket", "chunk_tokens", "max_length")
         problems += _at_least(self, 0, "top_k", "top_alternatives")
@@ -261,7 +270,8 @@ class SampleSettings:
     data: str = ""  # .jsonl / .parquet with `prompt` (or `problem`) and optional `answer`
     out: str = "runs/sample"
     mode: str = "single"  # single | replace | extrapolate | extrapolate_all
-    # dlogp | entropy_base | entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all | none
+    # dlogp | logp | entropy_base | entropy_rl | kl_rl_base | kl_base_rl | kl_sym | random | all |
+    # none, or an official name (neg_logp, entropy, assist_entropy, kl, kl_r, js, rand)
     criterion: str = "dlogp"
     threshold: float = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
     gamma: float = 0.0  # γ of π_RL^(1+γ) / π_base^γ
@@ -275,6 +285,8 @@ class SampleSettings:
     n: int = 4  # samples per prompt
     seed: int = 0
     chat_template: bool = True  # one user turn in the tokenizer's chat template
+    # Whose chat template: base | rl (the official runs) | "" (the base's; refused if they differ).
+    template_from: str = ""
     prompt_suffix: str = ""  # appended to each prompt before templating
     batch_prompts: int = 8  # prompts per decode call (static: one batch of batch_prompts * n)
     # Left-pad prompts to one of these lengths; also given as "64,128,...".
@@ -291,7 +303,7 @@ class SampleSettings:
 
     def __post_init__(self):
         _paths(self, "base", "rl", "data", "out")
-        problems = _inputs(self, "sample")
+        problems = _inputs(self, "sample") + _template_from(self.template_from)
         if self.mode != "single" and not self.rl and not self.demo:
             problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
@@ -309,7 +321,8 @@ class SampleSettings:
 
 def _decoding_problems(s: SampleSettings) -> list[str]:
     """What `DecodeSpec` would refuse after the models are loaded, checked before that."""
-    problems = _one_of(s, "mode", MODES) + _one_of(s, "criterion", CRITERIA)
+    criteria = (*CRITERIA, *CRITERION_ALIASES)  # the official names are aliases (DecodeSpec)
+    problems = _one_of(s, "mode", MODES) + _one_of(s, "criterion", criteria)
     problems += _finite(s, "threshold", "gamma") + _between(s, "top_p", 0, 1, open_low=True)
     problems += _between(s, "temperature", 0, math.inf)
     problems += _at_least(s, 0, "top_k") + _at_least(s, 1, "max_new_tokens", "faithful_top_k")
@@ -367,6 +380,25 @@ class ProfileSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MergeSettings:
+    """`merge`: the ExPO checkpoint θ_RL + α·(θ_RL − θ_base) as an HF directory."""
+
+    base: str = ""  # HF checkpoint directory of the base model
+    rl: str = ""  # HF checkpoint directory of the RL model (its tokenizer is written out)
+    out: str = "runs/merge"  # output HF directory (replaced if it exists)
+    alpha: float = 0.3  # α: 0 = the RL model, > 0 extrapolates past it
+    dtype: str = "bfloat16"  # dtype of the written weights: float32 | bfloat16 | float16
+
+    def __post_init__(self):
+        _paths(self, "base", "rl", "out")
+        problems = [] if self.base and self.rl else ["base, rl: set --config.base and --config.rl."]
+        problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
+            problems.append(f"alpha={self.alpha!r}: must be a number.")
+        _raise(problems)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalSettings:
     """Held-out Avg@n every `every` steps and at step 0 (data="" or every=0: off)."""
 
@@ -374,6 +406,10 @@ class EvalSettings:
     every: int = 0
     n: int = 4  # samples per prompt
     temperature: float = 1.0
+    top_p: float = 0.7  # the eval's own nucleus mass (the official val_top_p), not the rollout's
+    # by_source: each row's rollout reward (rollout.rewards_by_source, else default_reward);
+    # "accuracy" (rewards.grade) or a REWARDS name for every row.
+    reward: str = "by_source"
     max_prompts: int = 0  # the first N prompts only (0 = all)
     seed: int = 1234  # fixed across evaluations, so curves compare like with like
 
@@ -381,6 +417,10 @@ class EvalSettings:
         _paths(self, "data")
         problems = _at_least(self, 0, "every", "max_prompts") + _at_least(self, 1, "n")
         problems += _between(self, "temperature", 0, math.inf)
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p={self.top_p}: must be in (0, 1].")
+        if not self.reward:
+            problems.append("reward: by_source, accuracy or a registered reward name.")
         _raise(["eval." + p for p in problems])
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dlogp_jax.extrapolation import CRITERIA
+from dlogp_jax.extrapolation import canonical_criterion
 from dlogp_jax.sampling.strategies import SamplingParams
 
 MODES = ("single", "replace", "extrapolate", "extrapolate_all")
@@ -26,7 +26,8 @@ class DecodeSpec:
         only scores), "replace" (base proposes, RL re-draws where the criterion fires),
         "extrapolate" (as replace, re-drawn from π_R^(1+γ)/π_B^γ), "extrapolate_all" (every
         token from π_R^(1+γ)/π_B^γ).
-      criterion: one of `extrapolation.CRITERIA` (replace / extrapolate only).
+      criterion: one of `extrapolation.CRITERIA` or an official alias (`CRITERION_ALIASES`, stored
+        as our name) (replace / extrapolate only).
       threshold: τ of the criterion (e.g. −0.3 for dlogp, a probability for random).
       gamma: γ of the extrapolated distribution (0 is the RL model).
       temperature, top_p, top_k: the sampling filters, applied to every draw (proposal and re-draw);
@@ -61,8 +62,8 @@ class DecodeSpec:
         object.__setattr__(self, "stop_ids", tuple(int(i) for i in self.stop_ids))
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: use one of {', '.join(MODES)}.")
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion {self.criterion!r}: use one of {', '.join(CRITERIA)}.")
+        # The official names (neg_logp, entropy, kl_r, ...) become ours: one spec, one compile.
+        object.__setattr__(self, "criterion", canonical_criterion(self.criterion))
         self.sampling  # noqa: B018  (validates temperature / top_p / top_k)
         for name in ("max_new_tokens", "n", "faithful_top_k"):
             if getattr(self, name) < 1:

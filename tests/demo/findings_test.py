@@ -91,3 +91,21 @@ def test_finding_b():
     curves["entropy_base"][0] = {"rate": 0.01, "accuracy": 0.56}  # entropy gets there first
     assert findings.finding_b(curves, 0.3, 0.55)["reproduced"] == "no"
     assert findings.finding_b(curves, 0.55, 0.5)["reproduced"].startswith("n/a")
+
+
+def test_rate_to_reach_interval_from_the_ci_bands():
+    # Points (rate, Avg@n, ±ci95): the target 0.55 is reached by the upper band (0.4+0.1, 0.6+0.1)
+    # at 0.02 + 0.05/0.2·0.03, by the point curve at 0.02 + 0.75·0.03, by the lower band
+    # (0.3, 0.5, 0.7) between 0.05 and 0.1 at 0.05 + 0.05/0.2·0.05.
+    pts = [(0.02, 0.4, 0.1), (0.05, 0.6, 0.1), (0.1, 0.8, 0.1)]
+    low, high = findings.rate_interval(pts, 0.55)
+    assert low == pytest.approx(0.02 + 0.25 * 0.03) and high == pytest.approx(0.05 + 0.25 * 0.05)
+    assert low < findings.rate_to_reach([p[:2] for p in pts], 0.55) < high
+    assert findings.rate_interval([(0.02, 0.4, 0.2), (0.05, 0.5, 0.2)], 0.65) == [
+        pytest.approx(0.02 + 0.05 / 0.1 * 0.03),
+        None,  # the lower band never gets there: the upper end is open
+    ]
+    assert findings.rate_interval([(0.02, 0.4, float("nan"))], 0.3) == [None, None]
+    curves = {"dlogp": [{"rate": r, "accuracy": a, "accuracy_ci95": h} for r, a, h in pts]}
+    out = findings.finding_b(curves, base_acc=0.3, rl_acc=0.55)
+    assert out["reach_rl_interval"]["dlogp"] == [pytest.approx(low), pytest.approx(high)]

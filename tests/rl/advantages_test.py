@@ -35,7 +35,9 @@ def test_grpo_advantages_eps_matters_for_tiny_spread():
 
 
 def test_grpo_advantages_single_response_and_dapo_rewards():
-    assert np.all(grpo_advantages(np.array([[1.0], [-1.0]])) == 0.0)
+    # verl: a group of one gets mean 0, std 1, i.e. the raw score / (1 + eps).
+    got = grpo_advantages(np.array([[1.0], [-1.0], [0.3]]))
+    np.testing.assert_allclose(got[:, 0], [1 / (1 + 1e-6), -1 / (1 + 1e-6), 0.3 / (1 + 1e-6)])
     # One correct of 16 (+1 / −1 rewards): mean −0.875, unbiased std sqrt(16·0.234375/15).
     r = -np.ones((1, 16))
     r[0, 3] = 1.0

@@ -188,6 +188,8 @@ WEIGHTS = {
     "reshape_reversed": [1.2, 1.1, 1.0],  # 1 + c(1 − p)
     "reshape": [0.8, 0.9, 1.0],  # c·p + 1 − c
     "focal": [1.0, 0.5**0.2, 0.0],  # (1 − p)^c
+    "middle": [0.2, 0.45, 0.2],  # c + (1 − p)·p
+    "normalize": [1 / 1.2, 1 / 0.7, 5.0],  # 1 / (1 + c − p)
     "none": [1.0, 1.0, 1.0],
 }
 
@@ -206,6 +208,63 @@ def test_token_weights_paper_constant_qwen3():
     )
     with pytest.raises(ValueError, match="unknown token weight method 'ppl'"):
         dapo_loss.token_weights("ppl", P, 0.2)
+
+
+# Rows g*2 + j, groups of 2: logPPL = −mean log p_old over each row's mask = 2, 0.5 | 0.1, 0.3.
+# The values past a response (-inf, NaN, 9) must not matter.
+SEQ_LOGP = jnp.array(
+    [[-1.0, -3.0, -jnp.inf], [-0.5, jnp.nan, 9.0], [-0.1, -0.1, -0.1], [-0.3, -0.3, -0.3]]
+)
+SEQ_MASK = jnp.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 1]], jnp.float32)
+
+
+@pytest.mark.parametrize(
+    ("method", "c", "want"),
+    [
+        ("ppl", 0.1, [0.8, 0.95, 0.99, 0.97]),  # 1 − c·logPPL
+        # Group 0: mean 1.25, population std 0.75, z = ±1; group 1: mean 0.2, std 0.1, z = ∓1.
+        ("ppl-norm", 0.3, [0.7, 1.3, 1.3, 0.7]),
+        ("ppl-norm-clamp", 0.3, [0.8, 1.2, 1.2, 0.8]),
+    ],
+)
+def test_sequence_weights_hand_computed(method, c, want):
+    got = np.asarray(dapo_loss.sequence_weights(method, SEQ_LOGP, SEQ_MASK, 2, c))
+    assert got.shape == SEQ_LOGP.shape and np.all(got == got[:, :1])  # one weight per response
+    np.testing.assert_allclose(got[:, 0], want, rtol=1e-5)
+    same = dapo_loss.advantage_weights(method, SEQ_LOGP, SEQ_MASK, 2, c)
+    np.testing.assert_array_equal(np.asarray(same), got)
+
+
+def _fork_ppl_weights(method, logp, mask, uids, c):
+    """NumPy port of the official fork's ppl / ppl-norm / ppl-norm-clamp reweighting (uid groups)."""
+    log_ppl = -(logp * mask).sum(-1) / mask.sum(-1)
+    if method == "ppl":
+        return 1 - c * log_ppl
+    by_uid = {u: [x for x, v in zip(log_ppl, uids) if v == u] for u in set(uids)}
+    z = np.array(
+        [(x - np.mean(by_uid[u])) / (np.std(by_uid[u]) + 1e-6) for x, u in zip(log_ppl, uids)]
+    )
+    w = 1 - c * z
+    return np.clip(w, 0.8, 1.2) if method == "ppl-norm-clamp" else w
+
+
+@pytest.mark.parametrize("method", dapo_loss.SEQUENCE_WEIGHTS)
+def test_sequence_weights_match_the_official_fork(method):
+    rng = np.random.default_rng(3)
+    logp = -rng.exponential(1.0, (12, 7))
+    mask = (np.arange(7)[None] < rng.integers(1, 8, 12)[:, None]).astype(np.float64)
+    got = dapo_loss.sequence_weights(method, jnp.asarray(logp, jnp.float32), mask, 4, 0.2)
+    want = _fork_ppl_weights(method, logp, mask, [i // 4 for i in range(12)], 0.2)
+    np.testing.assert_allclose(np.asarray(got)[:, 0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_new_weight_methods_are_validated():
+    with pytest.raises(ValueError, match="`normalize` needs c > 0"):
+        LossConfig(weight_method="normalize", weight_c=0.0)
+    with pytest.raises(ValueError, match="`middle` needs c >= 0"):
+        LossConfig(weight_method="middle", weight_c=-0.1)
+    for method in dapo_loss.WEIGHT_METHODS:
+        LossConfig(weight_method=method, weight_c=0.2)
 
 
 def test_weighted_gradient_is_weight_times_unweighted():
@@ -259,6 +318,24 @@ def test_k3_kl():
     # ref − θ = 1: e − 1 − 1; ref − θ = −1: e^−1 + 1 − 1.
     got = dapo_loss.k3_kl(jnp.array([0.0, 0.0]), jnp.array([1.0, -1.0]))
     np.testing.assert_allclose(np.asarray(got), [np.e - 2.0, np.exp(-1.0)], rtol=1e-6)
+
+
+def _verl_low_var_kl(logprob: np.ndarray, ref_logprob: np.ndarray) -> np.ndarray:
+    """NumPy port of verl's `kl_penalty(..., "low_var_kl")` (core_algos.py)."""
+    kl = np.clip(ref_logprob - logprob, -20, 20)
+    kld = np.exp(kl) - kl - 1
+    return np.clip(kld, -10, 10)
+
+
+def test_k3_kl_is_verl_low_var_kl_with_its_clamp():
+    rng = np.random.default_rng(1)
+    logp = rng.normal(-3.0, 3.0, 200).astype(np.float32)
+    ref = rng.normal(-3.0, 3.0, 200).astype(np.float32)
+    ref[:3] = logp[:3] + np.array([2.5, 8.0, 30.0], np.float32)  # e^8 − 9 and e^20 − 21 > 10
+    got = np.asarray(dapo_loss.k3_kl(jnp.asarray(logp), jnp.asarray(ref)))
+    np.testing.assert_allclose(got, _verl_low_var_kl(logp, ref), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[:3], [np.exp(2.5) - 3.5, 10.0, 10.0], rtol=1e-5)
+    assert got.max() == 10.0
 
 
 def test_kl_term_in_policy_loss():

@@ -27,11 +27,15 @@ class FakeTokenizer:
 
 
 class FakeGrader:
-    """1 when the response's last id is the answer (the fake generator's "correct" flag)."""
+    """+1 / -1 when the response's last id is / is not the answer (the fake generator's flag)."""
 
-    def score(self, name, texts, truths):
-        assert name == "accuracy"
-        return [float(t.split(",")[-1] == a) for t, a in zip(texts, truths, strict=True)]
+    def __init__(self):
+        self.names = []
+
+    def score_each(self, names, texts, truths):
+        self.names.extend(names)
+        got = [1.0 if t.split(",")[-1] == a else -1.0 for t, a in zip(texts, truths, strict=True)]
+        return got, [False] * len(got)
 
 
 def _fake_generate_round(batches):
@@ -87,13 +91,100 @@ def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches,
     # Per-prompt accuracy x = (1, 1/3, 0, 2/3, 1/3): mean 7/15, deviations (8, -2, -7, 3, -2)/15,
     # sample variance 130/225/4 = 13/90, 95% half-width t(0.975, df=4)·sqrt(13/90/5), t = 2.776.
     # Lengths 1 + i + j over i < 5, j < 3: mean 1 + 2 + 1.
+    # pass@k by hand (1 − C(n−c, k)/C(n, k)): c = 3, 1, 0, 2, 1 of n = 3; pass@1 = Avg@n,
+    # pass@2 = (1 + 2/3 + 0 + 1 + 2/3)/5, pass@3 = 4/5. maj@k: the fake answers carry no `Answer:`
+    # or box, so no sample votes and maj@k is 0 (a vote needs an extracted answer).
     assert got == {
         "eval_accuracy": pytest.approx(7 / 15),
         "eval_accuracy_ci95": pytest.approx(2.7764451 * np.sqrt(13 / 450)),
+        "eval_pass_at_1": pytest.approx(7 / 15),
+        "eval_pass_at_2": pytest.approx((1 + 2 / 3 + 0 + 1 + 2 / 3) / 5),
+        "eval_pass_at_3": pytest.approx(4 / 5),
+        "eval_maj_at_1": 0.0,
+        "eval_maj_at_2": 0.0,
+        "eval_maj_at_3": 0.0,
         "eval_length_mean": pytest.approx(4.0),
+        "eval_timeouts": 0,
         "eval_num_prompts": 5,
         "eval_n": N,
     }
+
+
+def test_each_prompt_is_graded_with_its_sources_reward(monkeypatch):
+    """`reward_for(data_source)` names each row's reward (verl's validation uses the data source's
+    reward: DAPO `Answer:` matching for math_dapo / aime rows); majority votes read that answer."""
+    monkeypatch.setattr(evaluate_mod, "generate_round", _fake_generate_round([]))
+    prompts = [
+        Prompt(index=i, ids=(5,), answer="1", data_source=src)
+        for i, src in enumerate(("math_dapo", "aime2024", "other", "math_dapo", "x"))
+    ]
+    grader = FakeGrader()
+    reward_for = {"math_dapo": "dapo_answer", "aime2024": "dapo_answer"}.get
+    evaluate_mod.evaluate(
+        None,
+        model=None,
+        tokenizer=FakeTokenizer(),
+        prompts=prompts,
+        spec=DecodeSpec(mode="single", max_new_tokens=M, n=N),
+        seed=0,
+        tp=4,
+        mesh=None,
+        grader=grader,
+        batch_prompts=2,
+        reward_for=lambda s: reward_for(s, "accuracy"),
+    )
+    per_row = ["dapo_answer"] * 2 * N + ["accuracy"] * N + ["dapo_answer"] * N + ["accuracy"] * N
+    assert grader.names == per_row
+
+
+def test_majority_votes_and_timeouts_through_accuracy_metrics(monkeypatch):
+    """Answers that vote: the same `accuracy_metrics` as dlogp-grade gives maj@k; timeouts count."""
+
+    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine):
+        n = spec.n
+        responses = np.zeros((len(idx) * n, 2), np.int32)
+        responses[:, 0] = [7, 7, 8] * len(idx)  # answers 7, 7, 8 for each prompt
+        return (
+            np.asarray(idx),
+            np.zeros((len(idx), tp), np.int32),
+            None,
+            responses,
+            np.ones(len(idx) * n, np.int32),
+        )
+
+    class Tok:
+        def decode(self, ids, skip_special_tokens=True):
+            return f"Answer: {ids[0]}"
+
+    class Grader:
+        def score_each(self, names, texts, truths):
+            got = [1.0 if t.endswith(a) else -1.0 for t, a in zip(texts, truths)]
+            return got, [i == 2 for i in range(len(got))]
+
+    monkeypatch.setattr(evaluate_mod, "generate_round", generate_round)
+    prompts = [
+        Prompt(index=0, ids=(5,), answer="7", data_source="math_dapo"),
+        Prompt(index=1, ids=(5,), answer="8", data_source="math_dapo"),
+    ]
+    got = evaluate_mod.evaluate(
+        None,
+        model=None,
+        tokenizer=Tok(),
+        prompts=prompts,
+        spec=DecodeSpec(mode="single", max_new_tokens=2, n=3),
+        seed=0,
+        tp=4,
+        mesh=None,
+        grader=Grader(),
+        batch_prompts=2,
+        reward_for=lambda s: "dapo_answer",
+    )
+    # Prompt 0 (gold 7): 2 of 3 right, majority 7 right; prompt 1 (gold 8): 1 of 3, majority wrong.
+    assert got["eval_accuracy"] == pytest.approx(0.5)
+    assert got["eval_maj_at_3"] == pytest.approx(0.5)
+    assert got["eval_maj_at_1"] == pytest.approx(0.5)  # maj@1 = mean correctness
+    assert got["eval_pass_at_3"] == pytest.approx(1.0)
+    assert got["eval_timeouts"] == 1
 
 
 def test_tiny_model_results_do_not_depend_on_batch_prompts_or_engine():
@@ -120,9 +211,9 @@ def test_tiny_model_results_do_not_depend_on_batch_prompts_or_engine():
         def __init__(self):
             self.texts = []
 
-        def score(self, name, texts, truths):
+        def score_each(self, names, texts, truths):
             self.texts.extend(texts)
-            return [float(bool(t) and ord(t[0]) % 2 == 0) for t in texts]
+            return [float(bool(t) and ord(t[0]) % 2 == 0) for t in texts], [False] * len(texts)
 
     results, texts = [], []
     for batch_prompts, engine in ((2, "static"), (3, "static"), (2, "paged")):

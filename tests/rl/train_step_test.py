@@ -41,8 +41,9 @@ def setup():
     return tok, config, params, tokens, mask, resp_mask
 
 
-def _step_cfg(config, micro_batches=1, loss=None, chunk_tokens=7):
+def _step_cfg(config, micro_batches=1, loss=None, chunk_tokens=7, temperature=1.0):
     return StepConfig(
+        temperature=temperature,
         model=config,
         loss=loss or LossConfig(),
         prompt_len=TP,
@@ -59,9 +60,12 @@ def _state(params):
     return train_state.create(params, train_state.make_optimizer(OPT), seed=0)
 
 
-def test_forward_logprobs_matches_unpadded_apply(setup):
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_forward_logprobs_matches_unpadded_apply(setup, temperature):
+    """verl's training log-probs: log_softmax(logits / rollout temperature), entropy of the same."""
     _, config, params, tokens, mask, resp_mask = setup
-    logp, entropy = forward_logprobs(params, tokens, mask, _step_cfg(config))
+    cfg = _step_cfg(config, temperature=temperature)
+    logp, entropy = forward_logprobs(params, tokens, mask, cfg)
     logp, entropy = np.asarray(logp), np.asarray(entropy)
     assert logp.shape == entropy.shape == (4, M)
     # Reference: the real tokens only, left-aligned (positions 0.., no prompt padding); the
@@ -73,7 +77,9 @@ def test_forward_logprobs_matches_unpadded_apply(setup):
         ref_mask[i, : p + r] = True
     positions = jnp.broadcast_to(jnp.arange(TP + M), ref.shape)
     apply = jax.jit(lambda *a: transformer.apply(*a, config=config)[0])
-    lsm = np.asarray(jax.nn.log_softmax(apply(params, ref, positions, None, ref_mask), axis=-1))
+    logits = np.asarray(apply(params, ref, positions, None, ref_mask), np.float64) / temperature
+    lsm = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1))[..., None]
+    lsm -= logits.max(-1, keepdims=True)
     for i, (p, r) in enumerate(zip(PROMPT_LENS, RESP_LENS)):
         for t in range(r):  # response token t is predicted at sequence index p - 1 + t
             row = lsm[i, p - 1 + t]
@@ -163,3 +169,47 @@ def test_update_moves_response_logprobs_with_advantage_sign(setup, sign):
     np.testing.assert_allclose(metrics["loss"], -sign * mean(batch["weights"]), rtol=1e-5)
     assert metrics["clipped_low"] == metrics["clipped_high"] == metrics["clipped_dual"] == 0.0
     assert np.all(np.isfinite(np.asarray(after)))
+
+
+def test_non_finite_gradient_skips_the_update(setup):
+    """verl's `_optimizer_step`: a NaN/inf grad norm leaves params and optimizer state as they were."""
+    _, config, params, *_ = setup
+    batch = _batch(setup, params, adv_sign=1.0)
+    batch["adv"] = batch["adv"].copy()
+    batch["adv"][0, 0] = np.nan
+    state = _state(params)
+    before = jax.tree.map(np.asarray, (state.params, state.opt_state))
+    new, metrics = update(state, batch, _step_cfg(config, 2))
+    assert not np.isfinite(float(metrics["grad_norm"])) and float(metrics["update_skipped"]) == 1
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves((new.params, new.opt_state))):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    # A finite batch updates and reports no skip.
+    ok = _batch(setup, params, adv_sign=1.0)
+    new, metrics = update(_state(params), ok, _step_cfg(config, 2))
+    assert float(metrics["update_skipped"]) == 0
+    moved = [
+        np.abs(np.asarray(a) - np.asarray(b)).max()
+        for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(params))
+    ]
+    assert max(moved) > 0
+
+
+def test_focal_weights_come_from_the_current_policy(setup):
+    """`focal` (the official fork): w = (1 − sg(p_θ))^c from the policy being updated, not from
+    p_old; the batch's weights are ignored."""
+    _, config, params, *_ = setup
+    batch = _batch(setup, params)  # p_old perturbed away from the current policy
+    batch["weights"] = np.full_like(batch["weights"], 123.0)  # must not be used
+    loss_cfg = LossConfig(weight_method="focal", weight_c=2.0)
+    _, metrics = update(_state(params), batch, _step_cfg(config, 1, loss_cfg))
+    logp = forward_logprobs(params, batch["tokens"], batch["mask"], _step_cfg(config))[0]
+    rm = batch["resp_mask"]
+    n = (jnp.sum(rm), jnp.sum(jnp.any(rm > 0, axis=-1)))
+    w_now = (1.0 - jnp.exp(logp)) ** 2.0
+    w_old = (1.0 - jnp.exp(batch["logp_old"])) ** 2.0
+    args = (batch["logp_old"], batch["adv"])
+    want = dapo_loss.policy_loss(logp, *args, w_now, rm, loss_cfg, *n)[0]
+    other = dapo_loss.policy_loss(logp, *args, w_old, rm, loss_cfg, *n)[0]
+    np.testing.assert_allclose(float(metrics["loss"]), float(want), rtol=1e-5, atol=1e-6)
+    # p_old weights give another loss, by 100x the tolerance above (3.5e-4 on this batch).
+    assert abs(float(want) - float(other)) > 1e-4

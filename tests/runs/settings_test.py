@@ -16,6 +16,7 @@ PRESETS = {
     runs.ViewSettings: ("view", [None]),
     runs.GradeSettings: ("grade", [None]),
     runs.PairsSettings: ("pairs", [None]),
+    runs.MergeSettings: ("merge", [None]),
     runs.PlotSettings: ("plot", [None]),
 }
 INPUTS = {
@@ -23,6 +24,7 @@ INPUTS = {
     "sample": dict(base="b", rl="r", data="d"),
     "view": dict(input="d"),
     "pairs": dict(samples="d:g"),
+    "merge": dict(base="b", rl="r"),
     "plot": dict(inputs="d"),
 }
 

@@ -33,8 +33,9 @@ def decode(pair, spec, *, rows=PROMPTS, index=None, seed=0, rl=True, **kw):
     )
 
 
-def reference_greedy(pair, mode, tau=0.0, gamma=0.0, steps=M):
-    """Step-by-step argmax from full forward passes (no cache), with the mode's rule."""
+def reference_greedy(pair, mode, tau=0.0, gamma=0.0, steps=M, criterion="dlogp"):
+    """Step-by-step argmax from full forward passes (no cache), with the mode's rule: criterion
+    `dlogp` fires at Δlog p(ŷ) <= τ, `logp` at log π_B(ŷ) − log π_R(ŷ) <= τ."""
     seqs = [list(p) for p in PROMPTS]
     records = {"tokens": [], "logp_base": [], "logp_rl": [], "dlogp": [], "selected": []}
     for _ in range(steps):
@@ -48,7 +49,7 @@ def reference_greedy(pair, mode, tau=0.0, gamma=0.0, steps=M):
         elif mode == "single":
             tok, sel = yhat, np.zeros(len(seqs), bool)
         else:
-            sel = dl <= tau
+            sel = (dl if criterion == "dlogp" else -dl) <= tau
             tok = np.where(sel, (lr + gamma * (lr - lb)).argmax(-1), yhat)
         for s, t in zip(seqs, tok):
             s.append(int(t))
@@ -94,14 +95,18 @@ def test_greedy_rl_alone(pair):
     np.testing.assert_array_equal(out.finish_reason, [FINISH_LENGTH] * 3)
 
 
-def test_greedy_selective_extrapolation(pair):
+@pytest.mark.parametrize(
+    ("criterion", "tau", "rule"), [("dlogp", -4.0, "dlogp"), ("logp", 4.0, "logp")]
+)
+def test_greedy_selective_extrapolation(pair, criterion, tau, rule):
     """Two models in lock-step: base argmax ŷ, replaced by the extrapolated argmax where
-    Δlog p(ŷ) <= τ (the replace rule is the same code with γ = 0, checked per step in steps_test)."""
-    tau, gamma = -4.0, 0.5
-    ref = reference_greedy(pair, "extrapolate", tau, gamma)
+    Δlog p(ŷ) <= τ (the replace rule is the same code with γ = 0, checked per step in steps_test);
+    the official `logp` criterion fires at log π_B(ŷ) − log π_R(ŷ) <= τ instead."""
+    gamma = 0.5
+    ref = reference_greedy(pair, "extrapolate", tau, gamma, criterion=rule)
     spec = DecodeSpec(
         mode="extrapolate",
-        criterion="dlogp",
+        criterion=criterion,
         threshold=tau,
         gamma=gamma,
         temperature=0,

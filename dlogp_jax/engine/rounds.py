@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from dlogp_jax.engine import adapter, pages
-from dlogp_jax.engine.attention import PagedBatch, make_attend
+from dlogp_jax.engine.attention import PagedBatch, kernel_for_platform, make_attend
 from dlogp_jax.engine.pages import PageState, Pool
 from dlogp_jax.model import transformer
 from dlogp_jax.sharding import constrain
@@ -95,7 +95,7 @@ def forward(params, configs, pools, tokens, batch: PagedBatch, last):
     Returns:
       (per model [B, V] fp32 logits after token `last[b]` of each row, the updated pools).
     """
-    attend = make_attend(batch)
+    attend = make_attend(batch, kernel_for_platform())  # Pallas decode kernel on GPU/TPU
     logits, new_pools = [], []
     for p, config, pool in zip(params, configs, pools):
         h, pool = transformer.hidden_states_with_attention(

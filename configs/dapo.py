@@ -61,6 +61,14 @@ def get_config(arg=None):
     c.rollout.default_reward = "dapo_answer"  # reward (rewards.REWARDS) of unlisted data sources
     # data_source prefix -> reward, "prefix:reward,..." (verl grades math_dapo and aime* alike).
     c.rollout.rewards_by_source = "math_dapo:dapo_answer,aime:dapo_answer"
+    # Dynamic sampling short of train_prompts after max_gen_rounds: "fail" (stop the run) or
+    # "train" on the groups it has (none: the step makes no update), with a warning.
+    c.rollout.unfilled = "fail"
+    # Decoder of rollouts and evaluation (as dlogp-sample's; README "Sampling engine").
+    c.rollout.engine = "paged"  # paged (continuous batching over KV pages) | static
+    c.rollout.kv_pages = 0  # KV pages per model; 0 = auto: 1/2 of the free device memory
+    c.rollout.page_size = 16  # tokens per KV page
+    c.rollout.max_seqs = 0  # sequences decoded together; 0 = auto: min(queued, 256; CPU 64)
 
     # Policy loss and token weights (docs/method.md §4).
     c.loss = ml_collections.ConfigDict()
@@ -121,6 +129,7 @@ def get_config(arg=None):
         c.rollout.max_response_len = 8
         c.rollout.overlong_buffer = 0
         c.rollout.default_reward = "toy_first_digit"
+        c.rollout.unfilled = "train"  # a learned toy task leaves few informative groups
         c.optimizer.lr = 3e-3
         c.optimizer.warmup_steps = 2
         c.optimizer.weight_decay = 0.0

@@ -46,8 +46,15 @@ def get_config(arg=None):
     c.prompt_suffix = ""  # appended to each prompt before templating
 
     # Batching, numerics, grading.
-    c.batch_prompts = 8  # prompts decoded together (batch = batch_prompts * n sequences)
+    # Prompts per decode call, the unit of progress and resume (static: one batch of
+    # batch_prompts * n sequences; paged: their sequences queued onto max_seqs slots).
+    c.batch_prompts = 8
     c.prompt_buckets = "64,128,256,512,1024,2048,4096"  # left-pad prompts to one of these lengths
+    # Decoder (README "Sampling engine"): paged = continuous batching over a KV page budget.
+    c.engine = "paged"  # paged | static (one dense batch per call; the reference)
+    c.kv_pages = 0  # KV pages per model (paged); 0 = auto: 1/2 of the free device memory
+    c.page_size = 16  # tokens per KV page (paged)
+    c.max_seqs = 0  # sequences decoded together (paged); 0 = auto: min(queued, 256; CPU 64)
     c.dtype = "float32"  # params and compute: float32 | bfloat16 (on accelerators) | float16
     c.mesh = "fsdp:-1"  # device mesh, axis:size with -1 = the rest, e.g. "data:4,tensor:8"
     c.grader_workers = 2  # processes running math-verify (0 = in process)

@@ -2,7 +2,8 @@
 
 The temporary file (`.<name>.<random>`) is created beside the target, so the final `os.replace` is a
 rename within one file system; a failing writer leaves the previous file (if any) untouched and no
-temporary file behind. Parent directories are created.
+temporary file behind. Parent directories are created. Results get the permissions the user's umask
+gives (`mkstemp`/`mkdtemp` would leave them 0600/0700, unreadable to a colleague or a server).
 """
 
 from __future__ import annotations
@@ -17,11 +18,31 @@ from typing import Any
 import numpy as np
 
 
+def umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read by setting (restored at once)
+    os.umask(mask)
+    return mask
+
+
+def plain_mode(path: str | Path) -> None:
+    """Gives a file 0666 and a directory 0777 less the umask: what `open`/`mkdir` would give."""
+    full = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, full & ~umask())
+
+
 def _atomic(path: str | Path, write: Callable[[str], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    plain_mode(tmp)  # mkstemp creates 0600; writers keep the mode of the file they overwrite
     try:
         write(tmp)
         os.replace(tmp, path)

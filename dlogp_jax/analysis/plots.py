@@ -8,6 +8,7 @@ returns a matplotlib `Figure` built without pyplot, so it never switches the use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = 
 
     Args:
       table: token table columns, each [N] (see `dlogp_jax.analysis.metrics`); an optional [N]
-        `group` column gives one colour per group.
+        `group` column gives one colour per group (in order of appearance).
       bins: bins per panel, shared by every curve of the panel.
       title: the figure's title ("" = none).
     Returns:
@@ -52,7 +53,7 @@ def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = 
 
     panels = [(t, x, [c for c in cols if c[0] in table]) for t, x, cols in PANELS]
     panels = [p for p in panels if p[2]] or [ONE_MODEL]
-    groups = sorted(set(table["group"].tolist())) if "group" in table else [""]
+    groups = list(dict.fromkeys(table["group"].tolist())) if "group" in table else [""]
     colour = {g: COLOURS[i % len(COLOURS)] for i, g in enumerate(groups)}
     fig = Figure(figsize=(4.6 * len(panels), 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -85,7 +86,15 @@ def histogram_figure(table: dict[str, np.ndarray], bins: int = 80, title: str = 
                 for (_, label), s in zip(cols, STYLES)
             ]
         if handles:
-            ax.legend(handles=handles, fontsize=8, frameon=False)
+            # Below the panel, off the data (tails fill the corners of a log-density plot).
+            ax.legend(
+                handles=handles,
+                fontsize=8,
+                frameon=False,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.2),
+                ncols=2,
+            )
     if title:
         fig.suptitle(title)
     return fig
@@ -102,15 +111,35 @@ def histograms(
     Returns:
       the PNG path.
     """
-    fig = histogram_figure(table, bins=bins, title=title)
+    return save_figure(histogram_figure(table, bins=bins, title=title), path)[0]
+
+
+def save_figure(
+    fig, path: str | Path, formats: Sequence[str] = FORMATS, dpi: int = 150
+) -> list[Path]:
+    """Writes `fig` at `path` once per format (the suffix is replaced), each file atomically.
+
+    Saving goes through the figure's own Agg canvas (`Figure.savefig`), never pyplot, so the
+    user's backend and pyplot's figure list are left alone.
+    Args:
+      fig: a `matplotlib.figure.Figure`.
+      path: the target; `path.with_suffix(f".{fmt}")` is written for each of `formats`.
+      formats: any of png, pdf, svg.
+    Returns:
+      the written paths, in the order of `formats`.
+    """
+    if bad := [f for f in formats if f not in FORMATS]:
+        raise ValueError(f"formats {bad}: use some of {', '.join(FORMATS)}.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in FORMATS:
+    written = []
+    for fmt in formats:
         target = path.with_suffix(f".{fmt}")
         tmp = target.with_name(f".{target.name}.tmp.{fmt}")  # the file appears whole or not at all
         try:
-            fig.savefig(tmp, format=fmt, dpi=150)
+            fig.savefig(tmp, format=fmt, dpi=dpi)
             tmp.replace(target)
         finally:
             tmp.unlink(missing_ok=True)
-    return path
+        written.append(target)
+    return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from dlogp_jax.errors import CheckpointError, DataError, UnsupportedModelError
@@ -23,30 +24,51 @@ def to_settings(cls, config):
         fail(str(e))
 
 
-def run_app(run_fn, config_name: str, extra_errors: tuple[type[Exception], ...] = ()) -> None:
+def run_app(
+    run_fn,
+    config_name: str,
+    extra_errors: tuple[type[Exception], ...] = (),
+    positional: bool = False,
+) -> None:
     """Defines `--config` (default `configs/<config_name>.py`) and runs `run_fn(config)` as an app.
 
     The flag is defined here, at program start, not at import: several CLIs can then be imported in
     one process (tests, notebooks). User errors (bad files, rows, checkpoints, settings, and
-    `extra_errors`) end with one line, no traceback.
+    `extra_errors`) end with one line, no traceback. With `positional`, the words after the flags
+    go to `run_fn(config, args)` (`dlogp-plot train RUN...`); otherwise they are refused.
     """
     from absl import app
     from ml_collections import config_flags
 
     errors = (DataError, CheckpointError, UnsupportedModelError, ValueError, *extra_errors)
-    config = config_flags.DEFINE_config_file(
-        "config", default_config(config_name), lock_config=True
-    )
+    try:  # ml_collections applies the --config.x overrides here, at definition
+        config = config_flags.DEFINE_config_file(
+            "config", default_config(config_name), lock_config=True
+        )
+    except (AttributeError, KeyError) as e:
+        fail(unknown_key_message(e, sys.argv[1:]))
 
     def main(argv):
-        if len(argv) > 1:
+        if len(argv) > 1 and not positional:
             fail(f"unexpected arguments {argv[1:]}; settings go through --config.<field>=<value>.")
         try:
-            run_fn(config.value)
+            run_fn(config.value, argv[1:]) if positional else run_fn(config.value)
         except errors as e:
             fail(str(e))
 
     app.run(main)
+
+
+def unknown_key_message(error: Exception, argv: list[str]) -> str:
+    """One line naming the `--config.<key>` override that names no setting."""
+    missing = str(error).strip("\"' ")
+    flags = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    named = [f for f in flags if missing in f.removeprefix("--config.").split(".")] or flags
+    flag = named[0] if named else f"--config.{missing}"
+    return (
+        f"{flag}: the config has no setting {missing!r}; check the spelling (--help lists the "
+        "settings)."
+    )
 
 
 def default_config(name: str) -> str:

@@ -81,6 +81,8 @@ def load_prompts(
     for i, row in enumerate(read_rows(path)):
         loc = where(path, i, row)
         field = "prompt" if "prompt" in row else "problem"
+        if field not in row:
+            raise DataError(f"{loc}: no 'prompt' field (nor 'problem'); give each row a prompt.")
         text = get_text(row, field, loc).strip() + prompt_suffix
         ids = tokenizer.encode(
             render_prompt(tokenizer, text, chat_template), add_special_tokens=False

@@ -33,23 +33,42 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     A `.json` file may also hold one JSON list of objects.
 
     Raises:
-      DataError: missing path, unknown extension, unreadable parquet / directory, or a line that
-        is not a JSON object.
+      DataError: missing or unreadable path, unknown extension, non-UTF-8 text, unreadable
+        parquet / directory, a line that is not a JSON object, or no rows at all.
     """
     path = Path(path)
     if path.is_dir():
-        return _read_dataset_dir(path)
+        return _not_empty(path, _read_dataset_dir(path))
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return _read_parquet(path)
+        return _not_empty(path, _read_parquet(path))
     if suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: unknown data format {suffix!r}; use .jsonl or .parquet.")
-    text = path.read_text()
+    text = _read_text(path)
     if suffix == ".json" and text.lstrip().startswith("["):
-        return _read_json_list(path, text)
-    return _read_jsonl(path, text)
+        rows = _read_json_list(path, text)
+    else:
+        rows = _read_jsonl(path, text)
+    return _not_empty(path, rows)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); re-encode it as UTF-8."
+        ) from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions.") from None
+
+
+def _not_empty(path: Path, rows: list) -> list:
+    if not rows:
+        raise DataError(f"{path}: holds no rows; give a data file with at least one row.")
+    return rows
 
 
 def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
@@ -72,6 +91,8 @@ def _read_json_list(path: Path, text: str) -> list[dict[str, Any]]:
         rows = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}).") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of objects or one object per line.")
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise DataError(

@@ -1,7 +1,10 @@
 """The demo's figures (PNG) and report.md, from the results dict the demo writes as results.json.
 
 Every plotted accuracy carries its 95% interval (error bars or bands) and every caption its sample
-count, so a reader can judge each difference without opening results.json. The figures are
+count, so a reader can judge each difference without opening results.json. The figures are drawn
+by the library's plot functions (`analysis.plots`, `sample_plots`, `train_plots`, the code of
+`dlogp-score` and `dlogp-plot`); legends sit outside the data and each caption says what the
+shading is. The figures are
 analogues of the paper's Fig. 1b, 1c/2, 4 and 5 (docs/method.md §5), at the demo's scale
 (docs/method.md §6).
 """
@@ -14,164 +17,115 @@ from typing import Any
 import numpy as np
 
 from dlogp_jax import outputs
+from dlogp_jax.analysis import plots, sample_plots, train_plots
 from dlogp_jax.demo import findings
 
-LABELS = {
-    "dlogp": "Δlog p ≤ τ",
-    "entropy_base": "base entropy ≥ τ",
-    "entropy_rl": "RL entropy ≥ τ",
-    "kl_rl_base": "KL(RL‖base) ≥ τ",
-    "kl_base_rl": "KL(base‖RL) ≥ τ",
-    "kl_sym": "sym. KL ≥ τ",
-    "random": "random (U < τ)",
+FORMATS = ("png",)  # report.md embeds PNGs; `dlogp-plot` writes PDF / SVG of the same figures
+DPI = 110
+# What each figure's shading and error bars are, for its caption in report.md.
+CAPTIONS = {
+    "direction": "Density (log scale) of each metric over response tokens, one colour per set of "
+    "generations, all curves of a panel on the same bins.",
+    "replacement": "Error bars: 95% intervals over problems. Dashed lines: the base and the RL "
+    "model alone; grey bands: their 95% intervals. Log x-axis when the rates span a decade.",
+    "extrapolation": "Error bars: 95% intervals over problems (a panel with one setting shows it as "
+    "one point with its interval). Dashed line and grey band: the RL model alone with its 95% "
+    "interval.",
+    "reweighting": "Lines: mean over seeds; shaded bands: min-max over seeds. Held-out accuracy "
+    "is Avg@n on the test problems.",
 }
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _point(run: dict, x: float = 0.0) -> sample_plots.Point:
+    return sample_plots.Point(float(x), run["accuracy"], run["accuracy_ci95"])
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
+def _avg_label(run: dict) -> str:
+    return f"test Avg@{run['samples_per_prompt']} ({run['num_prompts']} problems)"
 
 
-def _band(ax, run: dict, label: str, color: str) -> None:
-    """Horizontal line at a run's accuracy with its 95% band."""
-    a, h = run["accuracy"], run["accuracy_ci95"]
-    ax.axhline(a, color=color, ls="--", lw=1, label=f"{label} {a:.3f}±{h:.3f}")
-    ax.axhspan(a - h, a + h, color=color, alpha=0.12)
-
-
-def direction_figure(table: dict[str, np.ndarray], path: Path) -> Path:
+def direction_figure(table: dict[str, np.ndarray]):
     """Fig. 1b analogue: density (log y) of entropy, KL and Δlog p on base vs RL generations."""
-    plt = _plt()
-    panels = (
-        ("entropy_base", "base-model entropy"),
-        ("kl_rl_base", "KL(π_RL ‖ π_base)"),
-        ("dlogp", "Δlog p = log π_RL − log π_base"),
-    )
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, (col, title) in zip(axes, panels):
-        v = table[col]
-        edges = np.linspace(v.min(), v.max() if v.max() > v.min() else v.min() + 1, 61)
-        for g, color in (("base", "tab:blue"), ("rl", "tab:red")):
-            x = v[table["group"] == g]
-            dens, _ = np.histogram(x, edges, density=True)
-            label = f"{g} generations ({x.size} tokens)"
-            dens = np.where(dens > 0, dens, np.nan)  # empty bins: no line at 0 on a log axis
-            ax.step(edges[:-1], dens, where="post", color=color, label=label)
-        ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7)
-    return _save(fig, path)
+    names = {"base": "base generations", "rl": "RL generations"}
+    group = np.asarray([names.get(g, g) for g in np.asarray(table["group"]).tolist()])
+    return plots.histogram_figure({**table, "group": group}, bins=60)
 
 
-def replacement_figure(rep: dict, path: Path) -> Path:
+def replacement_figure(rep: dict):
     """Fig. 1c / 2 analogue: test accuracy vs replacement rate per criterion."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, pts in rep["curves"].items():
-        pts = sorted(pts, key=lambda p: p["rate"])
-        ax.errorbar(
-            [p["rate"] for p in pts],
-            [p["accuracy"] for p in pts],
-            yerr=[p["accuracy_ci95"] for p in pts],
-            marker="o",
-            ms=4,
-            capsize=2,
-            label=LABELS.get(name, name),
-        )
-    _band(ax, rep["base"], "base", "tab:gray")
-    _band(ax, rep["rl"], "RL", "black")
-    n = rep["rl"]["num_prompts"], rep["rl"]["samples_per_prompt"]
-    ax.set_xlabel("replacement rate (mean over responses of flagged tokens / length)")
-    ax.set_ylabel(f"test Avg@{n[1]} ({n[0]} problems)")
-    ax.set_title("Selective replacement: base decodes, RL re-draws where the criterion fires")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    curves = {
+        sample_plots.CRITERIA.get(name, name): [_point(p, p["rate"]) for p in pts]
+        for name, pts in rep["curves"].items()
+    }
+    xlabel = "replacement rate (flagged tokens / length, mean over responses)"
+    panel = sample_plots.CurvePanel(curves, xlabel)
+    refs = {"base model": _point(rep["base"]), "RL model": _point(rep["rl"])}
+    return sample_plots.curves_figure(
+        [panel],
+        references=refs,
+        ylabel=_avg_label(rep["rl"]),
+        title="Selective replacement: the base decodes, the RL model re-draws where the "
+        "criterion fires",
+    )
 
 
-def extrapolation_figure(ext: dict, path: Path) -> Path:
+def extrapolation_figure(ext: dict):
     """Fig. 4 analogue: selective extrapolation over γ and τ, and extrapolate_all, vs the RL model."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
-    tau_label = f"replacement rate (γ = {ext['gamma_star']:g})"
-    series = (
-        (axes[0], ext["gamma_grid"], "gamma", f"γ (τ = {ext['threshold']:.3g})", "selective"),
-        (axes[1], ext["tau_grid"], "rate", tau_label, "τ grid"),
-        (axes[2], ext["extrapolate_all"], "gamma", "γ", "extrapolate_all"),
+    star, tau = f"{ext['gamma_star']:g}", f"{ext['threshold']:.3g}"
+    panels = [
+        sample_plots.CurvePanel(
+            {f"selective, τ = {tau}": [_point(p, p["gamma"]) for p in ext["gamma_grid"]]},
+            "γ",
+            title="over γ at a fixed τ",
+        ),
+        sample_plots.CurvePanel(
+            {f"selective, γ = {star}": [_point(p, p["replacement_rate"]) for p in ext["tau_grid"]]},
+            "replacement rate",
+            title=f"over τ at γ = {star} (chosen on validation)",
+        ),
+        sample_plots.CurvePanel(
+            {"extrapolate_all": [_point(p, p["gamma"]) for p in ext["extrapolate_all"]]},
+            "γ",
+            title="every token extrapolated",
+        ),
+    ]
+    return sample_plots.curves_figure(
+        panels,
+        references={"RL model": _point(ext["rl"])},
+        ylabel=_avg_label(ext["rl"]),
+        title="Extrapolation: sample from π_RL^(1+γ) / π_base^γ",
     )
-    for ax, pts, key, xlabel, label in series:
-        pts = sorted(pts, key=lambda p: p.get(key) if key != "rate" else p["replacement_rate"])
-        xs = [p["replacement_rate"] if key == "rate" else p[key] for p in pts]
-        ax.errorbar(
-            xs,
-            [p["accuracy"] for p in pts],
-            yerr=[p["accuracy_ci95"] for p in pts],
-            marker="o",
-            capsize=2,
-            label=label,
-        )
-        _band(ax, ext["rl"], "RL", "black")
-        ax.set_xlabel(xlabel)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel(
-        f"test Avg@{ext['rl']['samples_per_prompt']} ({ext['rl']['num_prompts']} problems)"
-    )
-    fig.suptitle("Extrapolation: sample from π_RL^(1+γ) / π_base^γ")
-    return _save(fig, path)
 
 
-def reweighting_figure(rew: dict, path: Path) -> Path:
-    """Fig. 5 analogue: test accuracy, entropy and length over steps; mean and min-max over seeds."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    methods = list(dict.fromkeys(k.rsplit("_s", 1)[0] for k in rew["curves"]))
-    panels = (
-        ("eval", "eval_accuracy", "test accuracy"),
-        ("train", "entropy", "entropy (train)"),
-        ("train", "response_length_mean", "response length (train)"),
-    )
-    for ax, (part, key, title) in zip(axes, panels):
-        for m in methods:
-            runs = [c[part] for k, c in rew["curves"].items() if k.rsplit("_s", 1)[0] == m]
-            steps = [p["step"] for p in runs[0]]
-            vals = np.asarray([[p[key] for p in r[: len(steps)]] for r in runs], np.float64)
-            ax.plot(steps, vals.mean(0), label=f"{m} (mean of {len(runs)} seeds)")
-            ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.2)
-        ax.set_xlabel("training step")
-        ax.set_title(title)
-        ax.legend(fontsize=7)
-    return _save(fig, path)
+def reweighting_figure(rew: dict):
+    """Fig. 5 analogue: test accuracy, entropy, length and token weight over steps; mean and
+    min-max over seeds."""
+    runs: dict[str, list] = {}
+    for name, c in rew["curves"].items():
+        runs.setdefault(name.rsplit("_s", 1)[0], []).append([*c["train"], *c["eval"]])
+    keys = ["eval_accuracy", "entropy", "response_length_mean", "weight_mean"]
+    present = [k for k in keys if any(k in row for hs in runs.values() for h in hs for row in h)]
+    return train_plots.training_figure(runs, metrics=present, title="Training-time reweighting")
 
 
 def figures(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Writes the figures of the finished experiments; returns {name: path}."""
-    out: dict[str, Path] = {}
+    """Writes the figures of the finished experiments as PNG; returns {name: path}."""
+    made = {}
     if "direction" in results:
         cols = ["entropy_base", "kl_rl_base", "dlogp", "group"]
-        table = outputs.read_parquet(results["direction"]["tokens"], cols)
-        out["direction"] = direction_figure(table, out_dir / "direction.png")
+        made["direction"] = direction_figure(
+            outputs.read_parquet(results["direction"]["tokens"], cols)
+        )
     if "replacement" in results:
-        out["replacement"] = replacement_figure(results["replacement"], out_dir / "replacement.png")
+        made["replacement"] = replacement_figure(results["replacement"])
     if "extrapolation" in results:
-        path = out_dir / "extrapolation.png"
-        out["extrapolation"] = extrapolation_figure(results["extrapolation"], path)
+        made["extrapolation"] = extrapolation_figure(results["extrapolation"])
     if "reweighting" in results:
-        out["reweighting"] = reweighting_figure(results["reweighting"], out_dir / "reweighting.png")
-    return out
+        made["reweighting"] = reweighting_figure(results["reweighting"])
+    return {
+        name: plots.save_figure(fig, out_dir / f"{name}.png", FORMATS, dpi=DPI)[0]
+        for name, fig in made.items()
+    }
 
 
 # ------------------------------------------------------------------------------ markdown
@@ -372,7 +326,7 @@ def markdown(res: dict, figures: dict[str, Path], root: Path) -> str:
         if key in res:
             lines += ["", f"## {title}", ""]
             if key in figures:
-                lines += [f"![{key}]({figures[key].relative_to(root)})", ""]
+                lines += [f"![{key}]({figures[key].relative_to(root)})", "", CAPTIONS[key], ""]
             lines += fn(res[key])
     lines += [
         "",

@@ -123,6 +123,34 @@ class WorldSettings:
     eval_n: int = 8
     max_new_tokens: int = 64
 
+    def __post_init__(self):
+        _raise_problems(self.problems())
+
+    def problems(self) -> list[str | None]:
+        """Degenerate sizes, refused before anything is built (an IndexError after writing
+        world/base otherwise)."""
+        out = [
+            f"world.{name}={getattr(self, name)!r}: must be an integer >= {low}."
+            for name, low in (
+                ("n_train", 1),
+                ("n_val", 0),
+                ("n_test", 1),
+                ("steps", 1),
+                ("batch_size", 1),
+                ("eval_n", 1),
+                ("max_new_tokens", 1),
+            )
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low
+        ]
+        if not out and self.n_val >= self.n_train:
+            out.append(
+                f"world.n_val={self.n_val}: must be below n_train={self.n_train} (the first n_val "
+                "train rows are held out from SFT)."
+            )
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            out.append(f"world.lr={self.lr!r}: must be a number > 0.")
+        return out
+
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The tiny Qwen2 config (tied embeddings, q/k/v biases) of this world."""
         return toy.tiny_config(

@@ -40,13 +40,14 @@ import optax
 from dlogp_jax.analysis.sample_summary import mean_ci
 from dlogp_jax.data.prompts import render_prompt
 from dlogp_jax.demo import task
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.logprobs import token_logprobs
 from dlogp_jax.model import transformer
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.tokenizer import stop_token_ids
 from dlogp_jax.rl import train_state
 from dlogp_jax.rl.train_state import OptimizerConfig, TrainState, create
-from dlogp_jax.sampling import DecodeSpec, generate, left_pad
+from dlogp_jax.sampling import DecodeSpec, left_pad
 from dlogp_jax.sampling.batches import fixed_batches
 from dlogp_jax.types import Array, Bool, Int
 
@@ -281,19 +282,21 @@ def sample_responses(
     temperature: float = 1.0,
     max_new_tokens: int = 64,
     prompt_batch: int = 128,
+    engine: engines.EngineChoice = engines.DEFAULT,
 ) -> list[list[str]]:
     """n sampled responses per problem (special tokens removed), with the library's sampler.
 
     Prompts are processed `prompt_batch` at a time at one padded shape (the last batch is filled with
     repeats), so the decoder compiles once. Sample j of problem i uses stream (seed, i, j): results
-    do not depend on prompt_batch.
+    do not depend on prompt_batch, nor on `engine` (paged by default: then every problem is
+    queued in one call, its slots and pages bounding the memory; static: the dense batches).
 
     Returns:
       [len(problems)][n] response texts.
     """
     ids = prompt_ids(tokenizer, problems)
     width = _round_up(max(map(len, ids)), 32)  # coarse buckets: splits share one compilation
-    prompt_batch = min(prompt_batch, len(ids))
+    prompt_batch = len(ids) if engine.paged else min(prompt_batch, len(ids))
     spec = DecodeSpec(
         mode="single",
         temperature=temperature,
@@ -307,7 +310,9 @@ def sample_responses(
     for batch, real in fixed_batches(range(len(ids)), prompt_batch):
         tokens, mask = left_pad([ids[i] for i in batch], spec.pad_id, buckets=(width,))
         prompt_index = np.asarray(batch, np.int32)  # the random streams follow the problem
-        res = generate(params, tokens, mask, prompt_index, spec=spec, config_base=config, seed=seed)
+        res, _ = engines.decode(
+            engine, params, tokens, mask, prompt_index, spec=spec, config_base=config, seed=seed
+        )
         toks, lens = np.asarray(res.tokens), np.asarray(res.length)
         texts = tokenizer.batch_decode(
             [toks[r, : lens[r]].tolist() for r in range(real * n)], skip_special_tokens=True

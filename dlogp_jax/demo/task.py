@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dlogp_jax.outputs import write_json
+from dlogp_jax.outputs import plain_mode, write_json
 from dlogp_jax.rl.rewards import dapo_answer
 
 OPERATORS = ("+", "-", "*")
@@ -228,6 +228,7 @@ def to_parquet(rows: list[dict[str, Any]], path: Path) -> None:
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    plain_mode(tmp)  # not mkstemp's 0600
     quiet = datasets.is_progress_bar_enabled()  # no progress bar for a one-batch write
     try:
         if quiet:

@@ -25,6 +25,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from dlogp_jax import outputs
 from dlogp_jax.errors import CheckpointError
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.model.transformer import ParamInfo, param_table
@@ -125,7 +126,28 @@ def read_config(path: str | os.PathLike, **overrides) -> ModelConfig:
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(f"{cfg_file}: missing; a Hugging Face checkpoint needs config.json.")
-    return ModelConfig.from_hf(json.loads(cfg_file.read_text()), source=str(cfg_file), **overrides)
+    return ModelConfig.from_hf(_read_json(cfg_file), source=str(cfg_file), **overrides)
+
+
+def _read_json(path: Path) -> Any:
+    """A checkpoint's JSON file, or one CheckpointError line naming it (truncated, not UTF-8)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(
+            f"{path}: unreadable ({type(e).__name__}: {e}); copy the checkpoint again."
+        ) from None
+
+
+def _safe_open(path: Path):
+    """`safe_open`, with a truncated or damaged file reported as one CheckpointError line."""
+    try:
+        return safe_open(path, "np")
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError)
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); it may be "
+            "truncated: copy the checkpoint again."
+        ) from None
 
 
 class _TensorReader:
@@ -135,10 +157,10 @@ class _TensorReader:
         index = path / "model.safetensors.index.json"
         single = path / "model.safetensors"
         if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
+            weight_map = _read_json(index)["weight_map"]
             self.files = {name: path / f for name, f in weight_map.items()}
         elif single.is_file():
-            with safe_open(single, "np") as f:
+            with _safe_open(single) as f:
                 self.files = dict.fromkeys(f.keys(), single)
         else:
             found = sorted(p.name for p in path.iterdir())
@@ -158,7 +180,7 @@ class _TensorReader:
     def get(self, name: str) -> np.ndarray:
         f = self.files[name]
         if f not in self._open:
-            self._open[f] = safe_open(f, "np")
+            self._open[f] = _safe_open(f)
         handle = self._open[f]
         dtype = handle.get_slice(name).get_dtype()
         if dtype not in SUPPORTED_DTYPES:
@@ -166,7 +188,13 @@ class _TensorReader:
                 f"{f}: tensor {name!r} has dtype {dtype}; supported: "
                 f"{', '.join(SUPPORTED_DTYPES)}. Dequantize the checkpoint first."
             )
-        return handle.get_tensor(name)
+        try:
+            return handle.get_tensor(name)
+        except Exception as e:  # a file cut short after its header
+            raise CheckpointError(
+                f"{f}: tensor {name!r} cannot be read ({type(e).__name__}: {e}); the file may be "
+                "truncated: copy the checkpoint again."
+            ) from None
 
 
 def _host_leaf(reader: _TensorReader, key: str, info: ParamInfo, config: ModelConfig, dtype):
@@ -265,6 +293,7 @@ def export_params(
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    outputs.plain_mode(tmp)  # mkdtemp gives 0700: a serving process could not read the export
     _write_safetensors(tmp, tensors, max_shard_bytes)
     torch_dtype = {"bfloat16": "bfloat16", "float16": "float16"}.get(
         np.dtype(next(iter(tensors.values())).dtype).name, "float32"
@@ -272,6 +301,8 @@ def export_params(
     (tmp / "config.json").write_text(json.dumps(config.to_hf(torch_dtype), indent=2))
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    for f in tmp.rglob("*"):  # safetensors writes 0600 whatever the umask
+        outputs.plain_mode(f)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)

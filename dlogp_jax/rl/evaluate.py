@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlogp_jax.analysis.sample_summary import mean_ci
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.rl.rollout import generate_round
 from dlogp_jax.sampling import DecodeSpec
@@ -27,6 +28,7 @@ def evaluate(
     mesh,
     grader: Grader,
     batch_prompts: int = 16,
+    engine: engines.EngineChoice = engines.DEFAULT,
 ) -> dict[str, float]:
     """Samples spec.n responses per prompt and grades them with `rewards.grade` (Avg@n).
 
@@ -41,12 +43,15 @@ def evaluate(
       seed: generation seed (fixed across evaluations, so curves compare like with like).
       tp: prompt length bucket (left padding). mesh: the device mesh.
       grader: scores with its "accuracy" check.
+      engine: the decoder; paged queues every prompt in one call (its slots and pages bound the
+        memory, so batch_prompts is the static decoder's batch only). Both give the same samples.
     Returns:
       {eval_accuracy: mean over the P prompts of each one's fraction correct, eval_accuracy_ci95:
       its normal-approximation half-width, eval_length_mean: over all P*n responses,
       eval_num_prompts: P, eval_n: n}.
     """
     per_prompt, lengths = [], []
+    batch_prompts = len(prompts) if engine.paged else batch_prompts
     for idx, real in fixed_batches(range(len(prompts)), batch_prompts):
         _, _, _, tokens, length = generate_round(
             params,
@@ -57,6 +62,7 @@ def evaluate(
             seed=seed,
             tp=tp,
             mesh=mesh,
+            engine=engine,
         )
         rows = real * spec.n  # response rows of the real prompts (rows g*n + j)
         texts = [

@@ -16,8 +16,13 @@ under its own deadline; a timed-out answer counts as wrong and is counted (docs/
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import re
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing import connection as mp_connection
@@ -226,18 +231,50 @@ def _grade_one(job: tuple[RewardFn | None, str, str]) -> float:
     return float(grade(response, truth)) if fn is None else fn(response, truth)
 
 
-def _worker_main(conn, math_verify_s: int) -> None:
-    """A grading process: announces itself ready, then answers one job at a time until None."""
+def _die_with_parent(parent: int) -> None:
+    """Ends this worker when its parent ends, however it ends (SIGKILL included): on Linux the
+    kernel sends SIGKILL (prctl PR_SET_PDEATHSIG); everywhere a daemon thread polls the parent
+    pid, since the death signal follows the *thread* that spawned us and orphans get a new
+    parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _worker_main(conn, math_verify_s: int, parent: int | None = None) -> None:
+    """A grading process: announces itself ready, then answers one job at a time until None (or
+    until the parent's end of the pipe closes)."""
+    if parent is not None:
+        _die_with_parent(parent)
     _LIMITS["math_verify_s"] = math_verify_s
     # math-verify's first call imports sympy and builds its parsers (seconds): done before
     # "ready", so that a job's clock counts only its own work.
     math_equal("\\frac{1}{2}", "0.5")
     conn.send(("ready", None))
-    while (job := conn.recv()) is not None:
+    while (job := _next_job(conn)) is not None:
         try:
             conn.send(("ok", _grade_one(job)))
         except Exception as e:  # a broken user reward: reported, the worker keeps serving
             conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def _next_job(conn):
+    try:
+        return conn.recv()
+    except (EOFError, OSError):  # the parent is gone
+        return None
 
 
 class _Worker:
@@ -245,7 +282,8 @@ class _Worker:
 
     def __init__(self, ctx, math_verify_s: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, math_verify_s), daemon=True)
+        args = (child, math_verify_s, os.getpid())
+        self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
         self.proc.start()
         child.close()
         self.ready = False

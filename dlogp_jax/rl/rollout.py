@@ -21,10 +21,11 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.rl.advantages import keep_groups, overlong_penalty
 from dlogp_jax.rl.rewards import Grader
-from dlogp_jax.sampling import DecodeSpec, generate, left_pad
+from dlogp_jax.sampling import DecodeSpec, left_pad
 from dlogp_jax.sharding import gather_to_host, place
 
 
@@ -44,6 +45,13 @@ class RolloutConfig:
     overlong_factor: float = 1.0
     default_reward: str = "dapo_answer"
     rewards_by_source: tuple[tuple[str, str], ...] = (("math_dapo", "dapo_answer"),)
+    # When dynamic sampling cannot fill train_prompts groups in max_gen_rounds: "fail" (raise
+    # NotEnoughGroups) or "train" on the groups it has (none: the step makes no update), logged.
+    unfilled: str = "fail"
+    engine: str = "paged"  # paged (continuous batching over KV pages) | static (dense batch)
+    kv_pages: int = 0  # KV pages per model (paged); 0 = auto (engine.choice)
+    page_size: int = 16  # tokens per KV page (paged)
+    max_seqs: int = 0  # sequences decoded together (paged); 0 = auto
 
     def reward_for(self, data_source: str) -> str:
         """The reward name of a row: the first `rewards_by_source` prefix it matches, else default."""
@@ -80,6 +88,18 @@ class Groups:
             accuracy=self.accuracy[keep],
         )
 
+    def pad_to(self, count: int) -> Groups:
+        """`count` groups: these, then copies of group 0 with empty responses (length 0, so no
+        response token is trained on) and zero rewards, keeping the batch shapes of a full step."""
+        missing = count - len(self.prompt_index)
+        if missing <= 0:
+            return self
+        filler = self.take(np.zeros(missing, np.int64))
+        filler.lengths = np.zeros_like(filler.lengths)
+        filler.rewards = np.zeros_like(filler.rewards)
+        filler.accuracy = np.zeros_like(filler.accuracy)
+        return Groups.concat([self, filler])
+
     @staticmethod
     def concat(parts: list[Groups]) -> Groups:
         """The groups of `parts` one after the other (every field concatenated on axis 0)."""
@@ -111,6 +131,7 @@ def generate_round(
     seed: int,
     tp: int,
     mesh,
+    engine: engines.EngineChoice = engines.DEFAULT,
 ):
     """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays.
 
@@ -120,14 +141,26 @@ def generate_round(
       spec: single-mode DecodeSpec (spec.n responses per prompt, M = spec.max_new_tokens).
       seed: generation seed; a sample depends on (seed, prompt index, sample index) only.
       tp: Tp, the prompt length bucket (left padding). mesh: the device mesh.
+      engine: the decoder (paged by default; sized once per process for Tp and G·n sequences,
+        so every round reuses one compiled engine) or static. Both give the same responses.
     Returns:
       (all processes' prompt indices [G], prompt tokens [G, Tp], prompt mask [G, Tp],
       responses [G*n, M], lengths [G*n]) as NumPy, identical on every process.
     """
     tokens, mask = left_pad([prompts[i].ids for i in idx], spec.pad_id, buckets=(tp,))
-    args = [_global(a, mesh) for a in (tokens, mask, np.asarray(idx, np.int32))]
+    local = (tokens, mask, np.asarray(idx, np.int32))
+    args = [_global(a, mesh) for a in local]
     with jax.set_mesh(mesh):
-        out = generate(params, *args, spec=spec, config_base=config, seed=seed)
+        out, _ = engines.decode(
+            engine,
+            params,
+            *(local if engine.paged else args),  # the engine's host loop takes host arrays
+            spec=spec,
+            config_base=config,
+            seed=seed,
+            longest_prompt=tp,
+            prefix="rollout.",
+        )
     out = gather_to_host({"tokens": out.tokens, "length": out.length})
     all_tokens, all_mask, all_idx = gather_to_host(tuple(args))
     return all_idx, all_tokens, all_mask, out["tokens"], out["length"]
@@ -169,6 +202,9 @@ def score_round(
     return shaped.reshape(-1, cfg.n).astype(np.float32), acc.reshape(-1, cfg.n)
 
 
+UNFILLED = ("fail", "train")
+
+
 class NotEnoughGroups(RuntimeError):
     """Dynamic sampling could not fill the batch within max_gen_rounds."""
 
@@ -200,8 +236,10 @@ def collect(
       (Groups of exactly train_prompts groups, in generation order: the first informative ones,
       the surplus of the last round dropped; stats dict: gen_rounds, groups_generated,
       groups_kept (before the cut), reward_mean / accuracy over all generated responses).
+      With `cfg.unfilled == "train"` a batch that cannot be filled comes back short (fewer
+      groups, `groups_missing` in stats) or as None when no group was informative.
     Raises:
-      NotEnoughGroups: with how many groups survived.
+      NotEnoughGroups: with how many groups survived (`cfg.unfilled == "fail"`).
     """
     kept, generated, total, all_rewards, all_acc = [], 0, 0, [], []
     for round_ in range(cfg.max_gen_rounds):
@@ -214,6 +252,7 @@ def collect(
             seed=seeds(round_),
             tp=tp,
             mesh=mesh,
+            engine=engines.choice_of(cfg),
         )
         rewards, acc = score_round(
             cfg,
@@ -241,9 +280,20 @@ def collect(
                 "accuracy": float(np.mean(np.concatenate(all_acc))),
             }
             return batch, stats
+    if cfg.unfilled == "train":
+        batch = Groups.concat(kept) if total else None
+        stats = {
+            "gen_rounds": cfg.max_gen_rounds,
+            "groups_generated": generated,
+            "groups_kept": total,
+            "groups_missing": cfg.train_prompts - total,
+            "reward_mean": float(np.mean(np.concatenate(all_rewards))),
+            "accuracy": float(np.mean(np.concatenate(all_acc))),
+        }
+        return batch, stats
     raise NotEnoughGroups(
         f"dynamic sampling kept {total} informative groups (non-constant accuracy) out of "
         f"{generated} generated in {cfg.max_gen_rounds} rounds, fewer than train_prompts="
         f"{cfg.train_prompts}. Every other group was all-correct or all-wrong: raise max_gen_rounds "
-        "or n, lower train_prompts, or check the reward/answers of the data."
+        "or n, lower train_prompts, set rollout.unfilled=train, or check the rewards/answers."
     )

@@ -31,8 +31,13 @@ class OptimizerConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self):
-        if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip <= 0:
-            raise ValueError(f"bad optimizer settings: {self}")
+        problems = [f"optimizer.lr={self.lr!r}: must be > 0."] if not self.lr > 0 else []
+        if not self.grad_clip > 0:
+            problems.append(f"optimizer.grad_clip={self.grad_clip!r}: must be > 0.")
+        if not self.warmup_steps >= 0:
+            problems.append(f"optimizer.warmup_steps={self.warmup_steps!r}: must be >= 0.")
+        if problems:
+            raise ValueError(" ".join(problems))
 
 
 def schedule(cfg: OptimizerConfig, updates_per_step: int = 1) -> optax.Schedule:

@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
 from jax.experimental import multihost_utils
 
 from dlogp_jax.checkpoint import Checkpointer
@@ -76,6 +77,7 @@ class RunContext:
     export_fn: Any = None  # export_fn(path, params)
     is_writer: bool = True
     eval_fn: Any = None  # eval_fn(params, grader) -> dict of `eval_*` metrics
+    on_start: Any = None  # on_start(step): once restored (or fresh), before the first step
 
 
 def batch_arrays(groups: Groups, n: int) -> dict[str, np.ndarray]:
@@ -115,18 +117,29 @@ def _masked_stats(x: np.ndarray, mask: np.ndarray, prefix: str) -> dict[str, flo
     }
 
 
+# Exit status of `dlogp-train` stopped by SIGTERM or SIGINT after saving (EX_TEMPFAIL of
+# sysexits.h): unfinished, so a scheduler retries; a re-run resumes.
+EXIT_INTERRUPTED = 75
+
+
 class _Preempted:
-    """SIGTERM (TPU preemption) sets a flag; the loop saves and exits after the current step."""
+    """SIGTERM (TPU preemption) and SIGINT (Ctrl-C) set a flag; the loop saves and stops after the
+    current step. A second SIGINT interrupts at once (KeyboardInterrupt, no save)."""
 
     def __init__(self):
         self.flag = False
-        self._old = signal.signal(signal.SIGTERM, self._handle)
+        self.signal_name = ""
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
 
-    def _handle(self, *_):
+    def _handle(self, signum, _frame):
+        if self.flag and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.flag = True
+        self.signal_name = signal.Signals(signum).name
 
     def restore(self):
-        signal.signal(signal.SIGTERM, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,10 +207,12 @@ def train(
         state = _create(init_params, opt, cfg.mini_batches, cfg.seed)
     data = prompt_batches(len(ctx.prompts), rollout.gen_prompts, cfg.seed)
     ckpt = Checkpointer(str(ctx.workdir / "checkpoints"), cfg.keep_checkpoints)
-    if (last := ckpt.latest_step()) is not None:
-        state, data_state, _ = ckpt.restore(last, state)
+    if (restored := ckpt.restore_newest(state, log=log)) is not None:
+        last, state, data_state, _ = restored
         data.set_state(data_state[str(jax.process_index())])
         log(f"resumed from step {last} in {ckpt.directory}")
+    if ctx.on_start is not None:
+        ctx.on_start(int(state.step))
     metrics_file = ctx.workdir / "metrics.jsonl"
     _truncate_metrics(metrics_file, int(state.step), ctx.is_writer)
     writer = _tensorboard(ctx.workdir / "tb") if ctx.is_writer else None
@@ -224,7 +239,10 @@ def train(
                 if ctx.export_fn and cfg.export_every and done % cfg.export_every == 0:
                     ctx.export_fn(ctx.workdir / "hf" / f"step_{done}", state.params)
         if preempt.flag:
-            log(f"SIGTERM: saved step {int(state.step)}; re-run with the same workdir to resume")
+            log(
+                f"{preempt.signal_name}: saved step {int(state.step)}; re-run with the same "
+                "workdir to resume"
+            )
         elif ctx.export_fn:
             ctx.export_fn(ctx.workdir / "hf" / "final", state.params)
     finally:
@@ -286,7 +304,30 @@ def _one_step(state, step: int, run: _Run, data, grader):
         mesh=ctx.mesh,
     )
     t1 = time.perf_counter()
-    host = batch_arrays(groups, run.rollout.n)
+    if groups is None:  # rollout.unfilled=train and not one informative group: no update
+        logging.warning(
+            "step %d: dynamic sampling found no informative group in %d rounds; the step makes "
+            "no update (rollout.unfilled=train).",
+            step + 1,
+            run.rollout.max_gen_rounds,
+        )
+        return state.replace(step=state.step + 1), {"step": step + 1, **stats, "skipped": 1}
+    if stats.get("groups_missing"):
+        logging.warning(
+            "step %d: dynamic sampling filled %d of %d groups; training on those (rollout."
+            "unfilled=train).",
+            step + 1,
+            len(groups.prompt_index),
+            run.rollout.train_prompts,
+        )
+    host = batch_arrays(groups.pad_to(run.rollout.train_prompts), run.rollout.n)
+    if not np.any(host["adv"]):
+        logging.warning(
+            "step %d: ZERO SIGNAL: every group's rewards are equal, so every advantage is 0 and "
+            "this step learns nothing; check the rewards/answers of the data, or set "
+            "rollout.dynamic_sampling=true.",
+            step + 1,
+        )
     chunks = cfg.mini_batches * cfg.micro_batches  # old/ref passes run at micro-batch size
     with jax.set_mesh(ctx.mesh):
         logp_old, entropy = _forward_in_chunks(state.params, host, chunks, step_cfg, ctx.mesh)
@@ -307,7 +348,9 @@ def _one_step(state, step: int, run: _Run, data, grader):
             updates.append(gather_to_host(m))
     t3 = time.perf_counter()
     state = state.replace(step=state.step + 1)
-    mask = host["resp_mask"]
+    real = len(groups.prompt_index) * run.rollout.n  # the rows after them are padding
+    mask = host["resp_mask"][:real]
+    entropy = entropy[:real]
     num_tokens = max(mask.sum(), 1)
     metrics = {"step": step + 1, **stats}
     metrics.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0]})
@@ -316,7 +359,8 @@ def _one_step(state, step: int, run: _Run, data, grader):
         response_length_mean=float(groups.lengths.mean()),
         response_length_max=int(groups.lengths.max()),
         entropy=float((entropy * mask).sum() / num_tokens),
-        weight_mean=float((host["weights"] * mask).sum() / num_tokens),
+        weight_mean=float((host["weights"][:real] * mask).sum() / num_tokens),
+        zero_signal=int(not np.any(host["adv"])),
         batch_accuracy=float(groups.accuracy.mean()),
         time_rollout=t1 - t0,
         time_old_logp=t2 - t1,
@@ -324,7 +368,8 @@ def _one_step(state, step: int, run: _Run, data, grader):
         tokens_per_second=float(groups.lengths.sum()) / max(t3 - t0, 1e-9),
     )
     if "logp_ref" in host:
-        metrics.update(_masked_stats(host["logp_old"] - host["logp_ref"], mask, "dlogp_vs_init"))
+        dlogp = (host["logp_old"] - host["logp_ref"])[:real]
+        metrics.update(_masked_stats(dlogp, mask, "dlogp_vs_init"))
     return state, metrics
 
 
@@ -391,7 +436,9 @@ def _log_step(metrics: dict, out: _MetricsLog) -> None:
             out.writer.add_scalar(k, v, step)
     out.writer.flush()
     total = out.cfg.total_steps
-    if step % out.cfg.log_every == 0 or step == total:
+    if metrics.get("skipped"):
+        out.log(f"step {step}/{total} skipped: no informative group (no update)")
+    elif step % out.cfg.log_every == 0 or step == total:
         elapsed = time.perf_counter() - out.start_time
         eta = elapsed / max(step - out.start_step, 1) * (total - step)
         out.log(

@@ -10,6 +10,7 @@ from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rollout import RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
 from dlogp_jax.runs._grade import grade
+from dlogp_jax.runs._plot import plot
 from dlogp_jax.runs._sample import make_spec, sample, samples_to_score_rows
 from dlogp_jax.runs._score import score, token_table
 from dlogp_jax.runs._train import init_policy, train
@@ -19,6 +20,7 @@ from dlogp_jax.runs.settings import (
     Distributed,
     EvalSettings,
     GradeSettings,
+    PlotSettings,
     SampleSettings,
     ScoreSettings,
     TrainerSettings,
@@ -34,6 +36,7 @@ __all__ = [
     "GradeSettings",
     "LossConfig",
     "OptimizerConfig",
+    "PlotSettings",
     "RolloutConfig",
     "SampleSettings",
     "ScoreSettings",
@@ -47,6 +50,7 @@ __all__ = [
     "init_runtime",
     "is_writer",
     "make_spec",
+    "plot",
     "sample",
     "samples_to_score_rows",
     "score",

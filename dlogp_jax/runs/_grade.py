@@ -10,6 +10,8 @@ its data source (math_dapo / aime* -> dapo_answer, as verl routes them). The met
                 grader read, normalised), timed_out.
   summary.json  accuracy (Avg@n) with its 95% t-interval over prompts, pass_at_k and maj_at_k
                 (k = 1, 2, 4, ..., n), num_prompts, num_responses, timeouts, graders used, settings.
+  run.json      the settings and the session (versions, devices, start/end time, status).
+One run at a time holds `out`; the two result files are written as one set (`files.output_set`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dlogp_jax.analysis.sample_summary import strip_special_tokens
 from dlogp_jax.data.rows import read_rows, where
 from dlogp_jax.errors import DataError
 from dlogp_jax.rl.rewards import REWARDS, Grader, answer_key
+from dlogp_jax.runs import files
 from dlogp_jax.runs import settings as settings_lib
 from dlogp_jax.runs.settings import GradeSettings
 
@@ -109,9 +112,16 @@ def grade(settings: GradeSettings) -> Path:
       ValueError: an unknown grader.
     """
     out = Path(settings.out)
+    with files.locked(out):
+        return _grade(settings, out)
+
+
+def _grade(settings: GradeSettings, out: Path) -> Path:
     records = read_responses(settings)
     names = grader_names(settings, [r["source"] for r in records])
-    with Grader(workers=settings.workers, timeout_s=settings.timeout_s) as grader:
+    record = {**settings_lib.config_dict(settings), "tool": "grade"}
+    run = files.session(out, record, write=True)
+    with run, Grader(workers=settings.workers, timeout_s=settings.timeout_s) as grader:
         responses = [r["response"] for r in records]
         scores, late = grader.score_each(names, responses, [r["answer"] for r in records])
     rows, groups, seen = [], {}, {}
@@ -127,8 +137,9 @@ def grade(settings: GradeSettings) -> Path:
     summary.update(num_responses=len(rows), timeouts=int(sum(late)))
     summary["graders"] = {n: names.count(n) for n in sorted(set(names))}
     summary["settings"] = settings_lib.config_dict(settings)
-    outputs.write_jsonl(out / "graded.jsonl", rows)
-    outputs.write_json(out / "summary.json", summary)
+    with files.output_set(out):
+        outputs.write_jsonl(out / "graded.jsonl", rows)
+        outputs.write_json(out / "summary.json", summary)
     keys = ("accuracy", "accuracy_ci95", "num_prompts", "timeouts")
     logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
     return out

@@ -2,19 +2,26 @@
 
 The decoding modes are those of docs/method.md §2 (selective replacement) and §3 (test-time
 extrapolation). Outputs in `settings.out`:
-  samples.jsonl  one line per sample: prompt_index, sample_index, text, token_ids, proposed_ids,
+  samples.jsonl  one line per sample: prompt_index, prompt_hash (of the rendered prompt ids and
+                 the answer: what resume is keyed on), sample_index, text, token_ids, proposed_ids,
                  selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
                  replacement_rate, and answer/correct when the data has answers (timed_out:
                  true when grading ran out of time: then correct is false).
-  summary.json   prompts, samples, mean length, replacement rate, finish reasons, tokens/s, and
+  summary.json   prompts, samples, mean length, replacement rate, finish reasons (cache_full:
+                 sequences that ended for lack of a KV page), tokens/s, the decoder (`engine`:
+                 kind, and for paged its sizes and counts: engine.choice.stats_summary), and
                  when answers are given accuracy (Avg@n with a 95% t-interval over prompts),
                  pass_at_k, maj_at_k and grading_timeouts (analysis.accuracy, as dlogp-grade).
-  run.json       the settings that determine the samples; a re-run with the same `out` continues
-                 where it stopped (finished prompts are kept), and refuses different settings.
+  run.json       the settings that determine the samples, and each session (versions, devices,
+                 times); a re-run with the same `out` continues where it stopped (finished
+                 prompts whose content is unchanged are kept), and refuses different settings.
+One run at a time holds `out` (`runs.files.locked`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -28,16 +35,18 @@ from tqdm import tqdm
 from dlogp_jax import outputs, toy
 from dlogp_jax.analysis.sample_summary import summarize_samples
 from dlogp_jax.data.prompts import Prompt, load_prompts
+from dlogp_jax.engine import choice as engines
 from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.runs import files, runtime
 from dlogp_jax.runs.settings import SampleSettings
-from dlogp_jax.sampling import FINISH_REASONS, DecodeOutput, DecodeSpec, generate, left_pad
+from dlogp_jax.sampling import FINISH_REASONS, DecodeOutput, DecodeSpec, left_pad
 from dlogp_jax.sampling.batches import fixed_batches
 from dlogp_jax.sharding import gather_to_host
 
-# The settings recorded in run.json: those that change the samples (not batching, mesh, workers).
+# The settings recorded in run.json: those that change the samples (not batching, the decoder and
+# its memory settings, mesh, workers: engine=paged and engine=static give the same samples).
 RUN_FIELDS = (
     "base",
     "rl",
@@ -68,10 +77,16 @@ def sample(settings: SampleSettings) -> Path:
       the output directory (on every process; only process 0 writes).
     Raises:
       DataError: a bad row, unknown stop tokens, or `out` holding samples of other settings.
-      ValueError: bad decoding settings (DecodeSpec).
+      ValueError: bad decoding settings (DecodeSpec), or a KV page budget that cannot hold one
+        sequence of the longest prompt (engine=paged), before any decoding.
     """
-    mesh = runtime.init_runtime(settings.mesh, settings.distributed)
+    mesh = runtime.init_runtime(settings.mesh, settings.distributed)  # no model loaded yet
     out = Path(settings.out)
+    with files.locked(out) if runtime.is_writer() else contextlib.nullcontext():
+        return _sample(settings, out, mesh)
+
+
+def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
     base, rl, data = settings.base, settings.rl, settings.data
     if settings.demo:
         base, rl, data = build_demo(out)
@@ -85,43 +100,103 @@ def sample(settings: SampleSettings) -> Path:
         chat_template=settings.chat_template,
         prompt_suffix=settings.prompt_suffix,
     )
+    choice = engines.choice_of(settings)
+    if note := engines.multi_process_note(choice):
+        logging.warning(note)
+    choice = engines.for_processes(choice)
+    engine = _engine_config(choice, pair, spec, settings, prompts)  # budget errors: before work
     writer = runtime.is_writer()
     files.check_run_file(out, record, write=writer)
     samples_file = out / "samples.jsonl"
-    done = files.read_groups(samples_file, "prompt_index", settings.n)
+    done = unchanged_groups(files.read_groups(samples_file, "prompt_index", settings.n), prompts)
     todo = [p for p in prompts if p.index not in done]
     if writer:  # rewrite without torn/partial groups, then append batch by batch
         outputs.write_jsonl(samples_file, [r for p in sorted(done) for r in done[p]])
     logging.info("%d prompts, %d already done, %d to decode", len(prompts), len(done), len(todo))
+    stats = []
     bar = tqdm(
         total=len(todo), unit="prompt", desc=f"sampling ({settings.mode})", disable=not writer
     )
     generated, start = 0, time.perf_counter()
-    with Grader(workers=settings.grader_workers) as grader:
+    run = files.session(out, {**record, "tool": "sample"}, write=writer)
+    with run, Grader(workers=settings.grader_workers) as grader:
         for batch, real in fixed_batches(todo, settings.batch_prompts):
-            result = _decode(pair, batch, spec, settings, mesh)
+            if engine is not None:  # the engine queues just the real prompts: no repeats
+                batch = batch[:real]
+            result, batch_stats = _decode(pair, batch, spec, settings, mesh, choice, engine)
+            stats += [batch_stats] if batch_stats else []
             rows = sample_rows(result, batch, pair.tokenizer, grader)[: real * settings.n]
             generated += sum(r["length"] for r in rows)
             if writer:
                 files.append_jsonl(samples_file, rows)
             bar.update(real)
             bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
-    bar.close()
-    if writer:
-        summary = summarize_samples(files.read_groups(samples_file, "prompt_index", settings.n))
-        summary.update(settings=record, new_tokens=generated, seconds=time.perf_counter() - start)
-        summary["tokens_per_second"] = generated / max(summary["seconds"], 1e-9)
-        outputs.write_json(out / "summary.json", summary)
-        keys = ("accuracy", "mean_length", "replacement_rate")
-        logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
+        bar.close()
+        if writer:
+            summary = summarize_samples(files.read_groups(samples_file, "prompt_index", settings.n))
+            summary.update(
+                settings=record, new_tokens=generated, seconds=time.perf_counter() - start
+            )
+            summary["cache_full"] = summary["finish_reasons"].get("cache_full", 0)
+            summary["engine"] = {"kind": choice.engine, **engines.stats_summary(stats, engine)}
+            summary["tokens_per_second"] = generated / max(summary["seconds"], 1e-9)
+            outputs.write_json(out / "summary.json", summary)
+            keys = ("accuracy", "mean_length", "replacement_rate")
+            logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
     return out
 
 
-def _decode(pair: ModelPair, batch: list[Prompt], spec: DecodeSpec, settings, mesh) -> DecodeOutput:
-    """One fixed-shape batch of prompts through `generate`, gathered to host arrays."""
+def prompt_hash(prompt: Prompt) -> str:
+    """A stable hash of what a prompt's samples depend on: its rendered ids and its answer."""
+    blob = json.dumps([list(prompt.ids), prompt.answer]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def unchanged_groups(done: dict[int, list[dict]], prompts: list[Prompt]) -> dict[int, list[dict]]:
+    """The finished groups whose prompt is still the same (`prompt_hash` of their rows): a prompt
+    or answer edited since, or a row no longer in the data, is dropped (and so redone)."""
+    now = {p.index: prompt_hash(p) for p in prompts}
+    kept = {
+        i: rows
+        for i, rows in done.items()
+        if i in now and rows[0].get("prompt_hash", now[i]) == now[i]
+    }
+    if changed := len(done) - len(kept):
+        logging.warning("%d prompts changed since they were sampled: sampling them again", changed)
+    if any("prompt_hash" not in rows[0] for rows in kept.values()):
+        logging.warning("samples without prompt_hash (an older run): kept without a content check")
+    return kept
+
+
+def _engine_config(choice, pair: ModelPair, spec: DecodeSpec, settings, prompts: list[Prompt]):
+    """The paged engine's sizes for this run (None for static), checked before any decoding.
+
+    Sized for every prompt of the data (not only those left to decode), so a resumed run uses
+    the same engine.
+    """
+    if not choice.paged or not prompts:
+        return None
+    configs = (pair.config_base,) + ((pair.config_rl,) if pair.params_rl is not None else ())
+    return engines.engine_config(
+        choice,
+        configs,
+        sequences=min(settings.batch_prompts, len(prompts)) * settings.n,
+        longest_prompt=max(len(p.ids) for p in prompts),
+        max_new=spec.max_new_tokens,
+    )
+
+
+def _decode(pair: ModelPair, batch: list[Prompt], spec: DecodeSpec, settings, mesh, choice, engine):
+    """One batch of prompts through the run's decoder (`engine`: the paged sizes or None), gathered
+    to host arrays.
+
+    Returns:
+      (DecodeOutput of host arrays, EngineStats of a paged call or None).
+    """
     tokens, mask = left_pad([p.ids for p in batch], spec.pad_id, settings.prompt_buckets)
     with jax.set_mesh(mesh):
-        result = generate(
+        result, stats = engines.decode(
+            choice,
             pair.params_base,
             tokens,
             mask,
@@ -131,8 +206,9 @@ def _decode(pair: ModelPair, batch: list[Prompt], spec: DecodeSpec, settings, me
             params_rl=pair.params_rl,
             config_rl=pair.config_rl,
             seed=settings.seed,
+            engine=engine,
         )
-    return gather_to_host(result)
+    return gather_to_host(result), stats
 
 
 def make_spec(settings: SampleSettings, pair: ModelPair) -> DecodeSpec:
@@ -189,6 +265,7 @@ def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> li
         prompt = batch[r // per_prompt]
         row = {
             "prompt_index": prompt.index,
+            "prompt_hash": prompt_hash(prompt),
             "sample_index": int(out.sample_index[r]),
             "text": texts[r],
             "token_ids": tokens[r],

@@ -9,11 +9,19 @@ The metrics are those of docs/method.md §1. Outputs in `settings.out`:
   summary.json    counts, mean/quantiles of every metric, |Δlog p| sparsity, extreme tokens.
   histograms.png  density (log-y) of entropy, KL and Δlog p (the paper's Fig. 1b analogue): shared
                   bins per metric, one colour per group; also histograms.pdf and .svg.
-Every row is validated before any scoring; the outputs are written (atomically) only at the end.
+  run.json        the settings that determine the scores and each session's versions, devices and
+                  times; a re-run with the same `out` resumes (rows scored so far are kept in
+                  `.scored.jsonl`) and refuses other settings.
+Every row is validated before any scoring; the outputs are written (each atomically, as one set
+between `.writing` and `manifest.json`: `runs.files.output_set`) only at the end. One run at a time
+holds `out` (`runs.files.locked`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,23 +36,39 @@ from dlogp_jax.analysis.scoring import BatchSettings, score_examples
 from dlogp_jax.data.prompts import Example, encode_rows
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.model.pair import load_pair
-from dlogp_jax.runs import runtime
+from dlogp_jax.runs import files, runtime
 from dlogp_jax.runs.settings import ScoreSettings
+
+# The settings recorded in run.json that determine the scores (a resumed run must match them).
+RUN_FIELDS = ("base", "rl", "data", "chat_template", "dtype", "max_length", "top_alternatives")
+PARTIAL = ".scored.jsonl"  # rows scored so far (resume); removed once the outputs are written
 
 
 def score(settings: ScoreSettings) -> Path:
-    """Scores every row of `settings.data` under `settings.base` (and `settings.rl`).
+    """Scores every row of `settings.data` under `settings.base` (and `settings.rl`), resuming
+    the rows a killed run already scored (`out/.scored.jsonl`, one line per row, keyed on the
+    row's token ids).
 
     Returns:
       the output directory (on every process; only process 0 writes).
     Raises:
-      DataError naming the first bad row; CheckpointError for a bad checkpoint directory.
+      DataError naming the first bad row, an `out` in use / not writable / holding scores of other
+      settings; CheckpointError for a bad checkpoint directory.
     """
-    mesh = runtime.init_runtime(settings.mesh, settings.distributed)
     out = Path(settings.out)
+    mesh = runtime.init_runtime(settings.mesh, settings.distributed)  # no model loaded yet
+    with files.locked(out) if runtime.is_writer() else contextlib.nullcontext():
+        return _score(settings, out, mesh)
+
+
+def _score(settings: ScoreSettings, out: Path, mesh) -> Path:
     base, rl, data = settings.base, settings.rl, settings.data
     if settings.demo:
         base, rl, data = build_demo(out)
+    record = {k: getattr(settings, k) for k in RUN_FIELDS}
+    record.update(base=str(base), rl=str(rl), data=str(data))
+    writer = runtime.is_writer()
+    files.check_run_file(out, record, write=writer)
     pair = load_pair(base, rl or None, mesh=mesh, dtype=settings.dtype)
     examples = encode_rows(
         read_rows(data),
@@ -60,29 +84,77 @@ def score(settings: ScoreSettings) -> Path:
         settings.chunk_tokens,
         top_alternatives=settings.top_alternatives,
     )
-    total = sum(len(e.response_ids) for e in examples)
-    logging.info("scoring %d rows, %d response tokens", len(examples), total)
-    bar = tqdm(total=total, unit="tok", desc="scoring", disable=not runtime.is_writer())
-    start = time.perf_counter()
-    results = list(score_examples(pair, examples, batching, mesh, on_batch=bar.update))
-    bar.close()
-    elapsed = time.perf_counter() - start
-    if not runtime.is_writer():
-        return out
-    table = token_table(results, pair.tokenizer)
-    summary = metrics.summarize(table, k=settings.top_k)
-    summary.update(
-        base=str(base),
-        rl=str(rl or ""),
-        data=str(data),
-        seconds=elapsed,
-        tokens_per_second=total / max(elapsed, 1e-9),
-    )
-    outputs.write_parquet(out / "tokens.parquet", table)
-    outputs.write_json(out / "summary.json", summary)
-    plots.histograms(table, out / "histograms.png", title=f"{Path(data).name}: {total} tokens")
+    with files.session(out, {**record, "tool": "score"}, write=writer):
+        done = _read_partial(out / PARTIAL, examples) if writer else {}
+        todo = [e for e in examples if e.row not in done]
+        total = sum(len(e.response_ids) for e in examples)
+        logging.info(
+            "scoring %d rows (%d done before), %d response tokens", len(todo), len(done), total
+        )
+        bar = tqdm(total=total, unit="tok", desc="scoring", disable=not writer)
+        bar.update(sum(len(e.response_ids) for e in examples if e.row in done))
+        start = time.perf_counter()
+        results = [(e, done[e.row]) for e in examples if e.row in done]
+        pending: list = []
+
+        def flush(num_tokens: int) -> None:  # one batch scored: durable before the next
+            if writer:
+                files.append_jsonl(out / PARTIAL, [_partial_row(e, m) for e, m in pending])
+            results.extend(pending)
+            pending.clear()
+            bar.update(num_tokens)
+
+        for item in score_examples(pair, todo, batching, mesh, on_batch=flush):
+            pending.append(item)
+        bar.close()
+        elapsed = time.perf_counter() - start
+        if not writer:
+            return out
+        table = token_table(results, pair.tokenizer)
+        summary = metrics.summarize(table, k=settings.top_k)
+        summary.update(
+            base=str(base),
+            rl=str(rl or ""),
+            data=str(data),
+            seconds=elapsed,
+            tokens_per_second=total / max(elapsed, 1e-9),
+        )
+        with files.output_set(out):
+            outputs.write_parquet(out / "tokens.parquet", table)
+            title = f"{Path(data).name}: {total} tokens"
+            plots.histograms(table, out / "histograms.png", title=title)
+            outputs.write_json(out / "summary.json", summary)
+        (out / PARTIAL).unlink(missing_ok=True)
     logging.info("wrote %s (%.0f tokens/s)", out, summary["tokens_per_second"])
     return out
+
+
+def _row_key(e: Example) -> str:
+    """A hash of what a row's scores depend on: its prompt and response ids."""
+    blob = json.dumps([list(e.prompt_ids), list(e.response_ids)]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _partial_row(e: Example, m: dict[str, np.ndarray]) -> dict:
+    return {"row": e.row, "key": _row_key(e), "metrics": {k: v.tolist() for k, v in m.items()}}
+
+
+def _read_partial(path: Path, examples: list[Example]) -> dict[int, dict[str, np.ndarray]]:
+    """The metrics of rows a killed run scored, for the rows whose ids are unchanged (an edited
+    row is scored again); a torn last line is dropped."""
+    keys = {e.row: _row_key(e) for e in examples}
+    done = {}
+    for rows in files.read_groups(path, "row", 1).values():
+        row = rows[0]
+        if keys.get(row["row"]) == row["key"]:
+            done[row["row"]] = {k: _as_array(k, v) for k, v in row["metrics"].items()}
+    if path.exists():  # rewritten without torn or stale lines, then appended batch by batch
+        outputs.write_jsonl(path, [_partial_row(e, done[e.row]) for e in examples if e.row in done])
+    return done
+
+
+def _as_array(name: str, values: list) -> np.ndarray:
+    return np.asarray(values, np.int32 if name.startswith("top_ids") else np.float32)
 
 
 def token_table(

@@ -2,16 +2,22 @@
 preemption-safe.
 
 Writes into `settings.workdir`: `checkpoints/` (orbax), `metrics.jsonl`, `tb/` (TensorBoard),
-`hf/step_N` and `hf/final` (HF exports of the policy), `config.json` (the settings). Re-running with
-the same workdir resumes from the newest checkpoint (also after SIGTERM); a larger `total_steps`
-continues. The step loop itself is `rl.trainer.train`.
+`hf/step_N` and `hf/final` (HF exports of the policy), `config.json` (the settings) and `run.json`
+(the settings as dotted names, each session's versions/devices/times, and `changes`: the settings
+changed on resume, with the step they changed at). Re-running with the same workdir resumes from
+the newest checkpoint that restores (also after SIGTERM / SIGINT); a larger `total_steps`
+continues. Only `RESUMABLE` settings may change on resume. One run at a time holds the workdir
+(`runs.files.locked`). The step loop itself is `rl.trainer.train`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 from absl import logging
@@ -20,29 +26,43 @@ from dlogp_jax import outputs, toy
 from dlogp_jax.data.prompts import Prompt
 from dlogp_jax.data.rows import read_rows
 from dlogp_jax.data.sources import prepare_prompts
+from dlogp_jax.engine import choice as engines
+from dlogp_jax.errors import DataError
 from dlogp_jax.model import hf_weights, transformer
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
 from dlogp_jax.rl import trainer
 from dlogp_jax.rl.evaluate import evaluate
 from dlogp_jax.rl.train_state import TrainState
-from dlogp_jax.runs import runtime
-from dlogp_jax.runs.settings import TrainSettings, config_dict
+from dlogp_jax.runs import files, runtime
+from dlogp_jax.runs.settings import TrainSettings, config_dict, from_dict
 from dlogp_jax.sampling import DecodeSpec
 from dlogp_jax.sharding import tree_shardings
 
 
 def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info) -> TrainState:
-    """Trains (or resumes) up to `settings.total_steps`.
+    """Trains (or resumes) up to `settings.total_steps`, holding the work directory's lock.
 
     Returns:
-      the final TrainState (step, params, opt_state, rng).
+      the final TrainState (step `total_steps`, or the saved step after SIGTERM / SIGINT).
     Raises:
-      DataError: bad training / eval rows; rollout.NotEnoughGroups: dynamic sampling found too
-      few informative groups.
+      DataError: bad training / eval rows, a workdir in use or not writable, or a resume with
+      settings that change the run; CheckpointError: no checkpoint of the workdir restores;
+      rollout.NotEnoughGroups: dynamic sampling found too few informative groups.
     """
-    mesh = runtime.init_runtime(settings.mesh, settings.distributed)
     workdir = Path(settings.workdir)
+    check_checkpoint_dir(settings.init_from, "init_from")
+    mesh = runtime.init_runtime(settings.mesh, settings.distributed)  # no model loaded yet
+    if note := engines.multi_process_note(engines.choice_of(settings.rollout), "rollout."):
+        logging.warning(note)
+    with (
+        files.locked(workdir, field="workdir") if runtime.is_writer() else contextlib.nullcontext()
+    ):
+        changes = resume_guard(workdir, settings)
+        return _train(settings, workdir, changes, mesh, log)
+
+
+def _train(settings: TrainSettings, workdir: Path, changes: list[dict], mesh, log) -> TrainState:
     model, params, tokenizer = init_policy(
         init_from=settings.init_from,
         dtype=settings.dtype,
@@ -51,6 +71,12 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         mesh=mesh,
     )
     prompts = training_prompts(settings, tokenizer)
+    if len(prompts) < settings.rollout.gen_prompts:
+        raise DataError(
+            f"rollout.gen_prompts={settings.rollout.gen_prompts}: {settings.data or 'the toy task'}"
+            f" has only {len(prompts)} prompts, fewer than one generation round; lower "
+            "--config.rollout.gen_prompts (and train_prompts) or give more prompts."
+        )
     prompt_len = prompt_bucket(prompts)
     keep_ref = settings.reference or settings.loss.kl_coef
     ref = jax.tree.map(lambda x: x.copy(), params) if keep_ref else None
@@ -58,8 +84,13 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
     def export(path, p):  # every process gathers; process 0 writes
         hf_weights.export_params(path, p, model, tokenizer=tokenizer, write=runtime.is_writer())
 
-    if runtime.is_writer():
-        outputs.write_json(workdir / "config.json", config_dict(settings))
+    record = files.RunRecord(workdir, write=runtime.is_writer())
+
+    def on_start(step: int) -> None:  # the checkpoint restored: only now are the files rewritten
+        if runtime.is_writer():
+            outputs.write_json(workdir / "config.json", config_dict(settings))
+        record.start(flat_settings(settings), changes=[{"step": step, **c} for c in changes])
+
     loop = trainer_config(settings)
     eval_fn = None
     if loop.eval_every:
@@ -75,6 +106,7 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         export_fn=export,
         is_writer=runtime.is_writer(),
         eval_fn=eval_fn,
+        on_start=on_start,
     )
     logging.info(
         "%d prompts (Tp=%d), model %s, %.1fM params",
@@ -83,15 +115,106 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         model.model_type,
         model.num_params / 1e6,
     )
-    return trainer.train(
-        ctx=ctx,
-        init_params=params,
-        cfg=loop,
-        rollout=settings.rollout,
-        loss=settings.loss,
-        opt=settings.optimizer,
-        log=log,
-    )
+    try:
+        state = trainer.train(
+            ctx=ctx,
+            init_params=params,
+            cfg=loop,
+            rollout=settings.rollout,
+            loss=settings.loss,
+            opt=settings.optimizer,
+            log=log,
+        )
+    except BaseException as e:
+        record.end(files.status_of(e))
+        raise
+    done = int(state.step) >= settings.total_steps
+    record.end("finished" if done else f"interrupted at step {int(state.step)}")
+    return state
+
+
+# Settings a resumed run may change: they do not change what it computes (how long, how often it
+# logs / saves / evaluates, where it runs). Any other change is refused (`resume_guard`).
+RESUMABLE = (
+    "workdir",
+    "total_steps",
+    "mesh",
+    "distributed.",
+    "eval.every",
+    "trainer.log_every",
+    "trainer.save_every",
+    "trainer.keep_checkpoints",
+    "trainer.export_every",
+    "trainer.grader_workers",
+    "trainer.chunk_tokens",
+    "trainer.remat",
+)
+
+
+def flat_settings(settings: TrainSettings) -> dict[str, Any]:
+    """The settings as dotted names -> values ("rollout.n": 16), as run.json records them."""
+
+    def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    return flat(config_dict(settings))
+
+
+def resume_guard(workdir: Path, settings: TrainSettings) -> list[dict[str, Any]]:
+    """The settings changed since the checkpointed run in `workdir` ({field, before, now} each),
+    when all of them are `RESUMABLE`; [] for a fresh workdir. Reads only; writes nothing.
+
+    Raises:
+      DataError: a change that alters the run (lists each with its old and new value, and how to
+        start a new run instead).
+    """
+    if not _has_checkpoints(workdir / "checkpoints"):
+        return []
+    before = _previous_settings(workdir)
+    if before is None:
+        return []
+    now = flat_settings(settings)
+    changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    refused = [k for k in changed if not k.startswith(RESUMABLE) and k in before]
+    if refused:
+        listed = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in refused)
+        raise DataError(
+            f"workdir={str(workdir)!r} holds a run with other settings ({listed}), which would "
+            "change it: resume with the old values, or start a new run with "
+            "--config.workdir=NEW_DIR."
+        )
+    return [{"field": k, "before": before.get(k), "now": now.get(k)} for k in changed]
+
+
+def _has_checkpoints(directory: Path) -> bool:
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
+def _previous_settings(workdir: Path) -> dict[str, Any] | None:
+    """The settings of the run in `workdir`: run.json's, else (older runs) config.json's."""
+    record = files.read_run_file(workdir)
+    if record is not None:
+        return {k: v for k, v in record.items() if k not in files.RESERVED}
+    legacy = workdir / "config.json"
+    if not legacy.is_file():
+        return None
+    try:
+        values = json.loads(legacy.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{legacy}: unreadable; move it away to resume without it.") from None
+    return flat_settings(from_dict(TrainSettings, values))
+
+
+def check_checkpoint_dir(path: str, field: str) -> None:
+    """A named HF checkpoint directory exists (before the tokenizer is looked for in it)."""
+    if path and not Path(path).is_dir():
+        raise DataError(
+            f"{field}={path!r} is not a directory: give an HF checkpoint directory (config.json, "
+            f"*.safetensors, tokenizer files){' or leave it empty' if field == 'init_from' else ''}."
+        )
 
 
 def trainer_config(settings: TrainSettings) -> trainer.TrainerConfig:
@@ -183,6 +306,7 @@ def _eval_fn(settings: TrainSettings, model, tokenizer, mesh):
             mesh=mesh,
             grader=grader,
             batch_prompts=batch,
+            engine=engines.choice_of(rollout),
         )
 
     return eval_fn

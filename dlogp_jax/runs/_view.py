@@ -15,6 +15,7 @@ from dlogp_jax import outputs
 from dlogp_jax.analysis import view_data, view_page
 from dlogp_jax.errors import DataError
 from dlogp_jax.model.tokenizer import load_tokenizer
+from dlogp_jax.runs import files
 from dlogp_jax.runs.settings import ViewSettings
 
 LARGE_MIB = 200  # a page above this size loads slowly (its JSON is parsed at once)
@@ -27,7 +28,13 @@ def view(settings: ViewSettings) -> Path:
       DataError: the input is not a score/sample output, lacks Δlog p, or lacks the criterion.
     """
     src = Path(settings.input)
-    kind = check_input(src, settings)
+    kind = check_input(src, settings)  # before the lock, which would create a missing `src`
+    out = Path(settings.out) if settings.out else src / "view.html"
+    with files.locked(out.parent, field="out", name=f".{out.name}.lock"):
+        return _view(settings, src, out, kind)
+
+
+def _view(settings: ViewSettings, src: Path, out: Path, kind: str) -> Path:
     if kind == "score":
         payload = view_data.from_score_dir(src, settings.max_responses)
     else:
@@ -38,7 +45,6 @@ def view(settings: ViewSettings) -> Path:
             f"criterion={settings.criterion!r}: {src} holds {', '.join(payload['colourings'])} "
             "only (a dlogp-sample output records Δlog p; dlogp-score records entropy and KL too)."
         )
-    out = Path(settings.out) if settings.out else src / "view.html"
     page = view_page.render_html(
         payload,
         title=settings.title or f"dlogp-view: {src}",
@@ -70,6 +76,7 @@ def check_input(src: Path, settings: ViewSettings) -> str:
         raise DataError(
             f"input {str(src)!r} is not a directory: give a dlogp-score or dlogp-sample output."
         )
+    files.check_complete(src)
     if (src / "tokens.parquet").is_file():
         import pyarrow.parquet as pq
 

@@ -11,17 +11,23 @@ stop tokens against the tokenizer, the mesh spec against the devices.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dlogp_jax.analysis.plots import FORMATS as PLOT_FORMATS
 from dlogp_jax.analysis.view_data import COLOURINGS
+from dlogp_jax.engine.choice import setting_problems
+from dlogp_jax.extrapolation import CRITERIA
 from dlogp_jax.model.pair import DTYPES
 from dlogp_jax.rl.dapo_loss import LossConfig
-from dlogp_jax.rl.rollout import RolloutConfig
+from dlogp_jax.rl.rewards import REWARDS
+from dlogp_jax.rl.rollout import UNFILLED, RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
+from dlogp_jax.sampling.spec import MODES
 
 REWARDS_BY_SOURCE_FORMAT = "rollout.rewards_by_source: write 'source_prefix:reward,...'."
 
@@ -72,6 +78,40 @@ def _at_least(settings, low: int, *names: str) -> list[str]:
         for name in names
         if bad(getattr(settings, name))
     ]
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(settings, *names: str) -> list[str]:
+    """NaN and infinities are refused: a NaN threshold compares false everywhere (silently the
+    plain model), and a run file holding NaN never matches itself again."""
+    return [
+        f"{name}={getattr(settings, name)!r}: must be a finite number."
+        for name in names
+        if not _number(getattr(settings, name)) or not math.isfinite(getattr(settings, name))
+    ]
+
+
+def _between(settings, name: str, low: float, high: float, *, open_low: bool = False) -> list[str]:
+    """`name` in [low, high] (or (low, high] with open_low), finite."""
+    value = getattr(settings, name)
+    if _finite(settings, name):
+        return _finite(settings, name)
+    if (value <= low if open_low else value < low) or value > high:
+        return [f"{name}={value!r}: must be in {'(' if open_low else '['}{low}, {high}]."]
+    return []
+
+
+def _one_of(settings, name: str, known) -> list[str]:
+    value = getattr(settings, name)
+    return [] if value in known else [f"{name}={value!r}: use one of {', '.join(known)}."]
+
+
+def reward_names() -> list[str]:
+    """The rewards a run may name: the registered ones (`rl.rewards.REWARDS`) and `accuracy`."""
+    return sorted(REWARDS) + ["accuracy"]
 
 
 def _int_list(value) -> tuple[int, ...] | None:
@@ -142,8 +182,51 @@ class ViewSettings:
         problems += _at_least(self, 0, "max_responses")
         if self.criterion not in COLOURINGS:
             problems.append(f"criterion={self.criterion!r}: use one of {', '.join(COLOURINGS)}.")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
-            problems.append(f"threshold={self.threshold!r}: must be a number.")
+        problems += _finite(self, "threshold")
+        _raise(problems)
+
+
+PLOT_KINDS = ("train", "sample")
+
+
+def _str_list(value) -> tuple[str, ...]:
+    """("a", "b") from "a,b" or a sequence of strings."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSettings:
+    """`plot`: paper figures of `train` runs (Fig. 5 layout) or of `sample` outputs (Fig. 1c/2, 4)."""
+
+    kind: str = "train"  # train: dlogp-train workdirs; sample: dlogp-sample output directories
+    inputs: tuple[str, ...] = ()  # the run / output directories; also given as "a,b,..."
+    labels: tuple[str, ...] = ()  # one legend label per input ("" = the directory names)
+    out: str = ""  # directory of the figures ("" = the input, when there is one)
+    formats: tuple[str, ...] = PLOT_FORMATS  # any of png, pdf, svg; also given as "png,pdf"
+    metrics: tuple[str, ...] = ()  # train: the metrics.jsonl keys to plot (() = the usual set)
+    title: str = ""  # figure title ("" = none)
+    dpi: int = 150  # PNG resolution
+
+    def __post_init__(self):
+        for name in ("inputs", "labels", "formats", "metrics"):
+            object.__setattr__(self, name, _str_list(getattr(self, name)))
+        _paths(self, "out")
+        problems = [] if self.kind in PLOT_KINDS else [f"kind={self.kind!r}: use train or sample."]
+        if not self.inputs:
+            problems.append("inputs: give the runs, e.g. dlogp-plot train RUN1 RUN2.")
+        if self.labels and len(self.labels) != len(self.inputs):
+            problems.append(
+                f"labels: {len(self.labels)} labels for {len(self.inputs)} inputs; give one each."
+            )
+        if len(self.inputs) > 1 and not self.out:
+            problems.append("out: set --config.out=DIR when plotting several inputs.")
+        bad = [f for f in self.formats if f not in PLOT_FORMATS]
+        if bad or not self.formats:
+            problems.append(f"formats={','.join(bad)!r}: use some of {', '.join(PLOT_FORMATS)}.")
+        for path in self.inputs:
+            problems += local_path_problems(path, "inputs")
+        problems += local_path_problems(self.out, "out") + _at_least(self, 1, "dpi")
         _raise(problems)
 
 
@@ -171,9 +254,13 @@ class SampleSettings:
     seed: int = 0
     chat_template: bool = True  # one user turn in the tokenizer's chat template
     prompt_suffix: str = ""  # appended to each prompt before templating
-    batch_prompts: int = 8  # prompts decoded together (batch = batch_prompts * n sequences)
+    batch_prompts: int = 8  # prompts per decode call (static: one batch of batch_prompts * n)
     # Left-pad prompts to one of these lengths; also given as "64,128,...".
     prompt_buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+    engine: str = "paged"  # paged (continuous batching over KV pages) | static (dense batch)
+    kv_pages: int = 0  # KV pages per model (paged); 0 = auto from the device's free memory
+    page_size: int = 16  # tokens per KV page (paged)
+    max_seqs: int = 0  # sequences decoded together (paged); 0 = auto
     dtype: str = "float32"  # "bfloat16" on accelerators
     mesh: str = "fsdp:-1"
     grader_workers: int = 2  # processes running math-verify (0 = in process)
@@ -187,6 +274,7 @@ class SampleSettings:
             problems.append(f"mode={self.mode!r} needs --config.rl=DIR (the RL checkpoint).")
         problems += local_path_problems(self.out, "out") + _dtype(self.dtype, "dtype")
         problems += _at_least(self, 1, "n", "batch_prompts") + _at_least(self, 0, "grader_workers")
+        problems += _decoding_problems(self) + setting_problems(self)
         buckets = _int_list(self.prompt_buckets)
         if buckets is None or any(b < 1 for b in buckets):
             problems.append(
@@ -195,6 +283,15 @@ class SampleSettings:
         else:
             object.__setattr__(self, "prompt_buckets", buckets)
         _raise(problems)
+
+
+def _decoding_problems(s: SampleSettings) -> list[str]:
+    """What `DecodeSpec` would refuse after the models are loaded, checked before that."""
+    problems = _one_of(s, "mode", MODES) + _one_of(s, "criterion", CRITERIA)
+    problems += _finite(s, "threshold", "gamma") + _between(s, "top_p", 0, 1, open_low=True)
+    problems += _between(s, "temperature", 0, math.inf)
+    problems += _at_least(s, 0, "top_k") + _at_least(s, 1, "max_new_tokens", "faithful_top_k")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +328,8 @@ class GradeSettings:
         for name in ("response_field", "answer_field"):
             if not getattr(self, name):
                 problems.append(f"{name}: name the column.")
+        problems += _one_of(self, "grader", ["by_source", *reward_names()])
+        problems += _one_of(self, "default_grader", reward_names())
         _raise(problems)
 
 
@@ -248,8 +347,7 @@ class EvalSettings:
     def __post_init__(self):
         _paths(self, "data")
         problems = _at_least(self, 0, "every", "max_prompts") + _at_least(self, 1, "n")
-        if self.temperature < 0:
-            problems.append(f"temperature={self.temperature}: must be >= 0.")
+        problems += _between(self, "temperature", 0, math.inf)
         _raise(["eval." + p for p in problems])
 
 
@@ -324,14 +422,32 @@ class TrainSettings:
             problems.append("data: set --config.data=FILE (or --config.toy_task=true).")
         problems += local_path_problems(self.workdir, "workdir")
         problems += _dtype(self.dtype, "dtype") + _dtype(self.param_dtype, "param_dtype")
-        problems += _at_least(self, 1, "max_prompt_len") + _at_least(self, 0, "total_steps")
-        pairs = self.rollout.rewards_by_source
-        if isinstance(pairs, str) or not all(
-            isinstance(p, Sequence) and len(p) == 2 and all(isinstance(s, str) for s in p)
-            for p in pairs
-        ):
-            problems.append(REWARDS_BY_SOURCE_FORMAT)
+        problems += _at_least(self, 1, "max_prompt_len", "total_steps")
+        problems += ["rollout." + p for p in _rollout_problems(self.rollout)]
+        problems += setting_problems(self.rollout, "rollout.")
         _raise(problems)
+
+
+def _rollout_problems(r: RolloutConfig) -> list[str]:
+    """Ranges of the rollout section and its reward names, checked before any model is loaded."""
+    problems = _at_least(r, 2, "n")  # one response per prompt: every group's advantage is 0
+    problems += _at_least(r, 1, "train_prompts", "gen_prompts", "max_gen_rounds")
+    problems += _at_least(r, 1, "max_response_len") + _at_least(r, 0, "overlong_buffer")
+    problems += _between(r, "temperature", 0, math.inf) + _between(r, "top_p", 0, 1, open_low=True)
+    problems += _finite(r, "overlong_factor") + _one_of(r, "unfilled", UNFILLED)
+    pairs = r.rewards_by_source
+    if isinstance(pairs, str) or not all(
+        isinstance(p, Sequence) and len(p) == 2 and all(isinstance(s, str) for s in p)
+        for p in pairs
+    ):
+        return problems + [REWARDS_BY_SOURCE_FORMAT.removeprefix("rollout.")]
+    for field, name in [("default_reward", r.default_reward)] + [
+        ("rewards_by_source", b) for _, b in pairs
+    ]:
+        if name not in reward_names():
+            known = ", ".join(reward_names())
+            problems.append(f"{field}: unknown reward {name!r}; use one of {known}.")
+    return problems
 
 
 def parse_rewards_by_source(text: str) -> tuple[tuple[str, str], ...]:

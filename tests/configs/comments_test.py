@@ -14,7 +14,15 @@ from tests.cli.configs import get_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
-WITH_DEFAULTS = ("score", "sample", "dapo", "demo", "grade", "view")  # pods.py only overrides these
+WITH_DEFAULTS = (
+    "score",
+    "sample",
+    "dapo",
+    "demo",
+    "grade",
+    "view",
+    "plot",
+)  # pods.py only overrides these
 
 
 def _comment_lines(source: str) -> tuple[set[int], set[int]]:

@@ -9,6 +9,7 @@ import pytest
 
 from dlogp_jax import toy
 from dlogp_jax.demo import sft, task
+from dlogp_jax.engine.choice import EngineChoice
 from dlogp_jax.model import hf_weights, transformer
 from dlogp_jax.model.tokenizer import load_tokenizer
 
@@ -158,9 +159,11 @@ def test_evaluate_accuracy_on_a_smoke_model(trained, tok, rows):
     assert acc == pytest.approx(per.mean())
     problems = [r["problem"] for r in test[:3]]
     texts = sft.sample_responses(params, config, tok, problems, 2, seed=0, max_new_tokens=8)
+    static = EngineChoice(engine="static")  # the dense batches of 2, the last one padded
     again = sft.sample_responses(
-        params, config, tok, problems, 2, seed=0, max_new_tokens=8, prompt_batch=2
+        params, config, tok, problems, 2, seed=0, max_new_tokens=8, prompt_batch=2, engine=static
     )
-    assert texts == again  # one random stream per (seed, problem, sample), whatever the batching
+    # one random stream per (seed, problem, sample), whatever the batching and the engine
+    assert texts == again
     summary = sft.accuracy_summary(per, 2)
     assert summary["num_prompts"] == 3 and summary["samples_per_prompt"] == 2

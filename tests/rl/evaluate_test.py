@@ -7,6 +7,7 @@ import pytest
 
 from dlogp_jax import toy
 from dlogp_jax.data.prompts import Prompt
+from dlogp_jax.engine.choice import EngineChoice
 from dlogp_jax.model import transformer
 from dlogp_jax.model.tokenizer import stop_token_ids
 from dlogp_jax.rl import evaluate as evaluate_mod
@@ -34,7 +35,7 @@ class FakeGrader:
 
 
 def _fake_generate_round(batches):
-    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh):
+    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine):
         batches.append(list(idx))
         # Row i*N + j: (length - 1) filler tokens 3, then the flag (1 correct, 2 wrong), then pads 9
         # that the grader must not see.
@@ -61,7 +62,10 @@ def _fake_generate_round(batches):
         (8, [[0, 1, 2, 3, 4, 4, 4, 4]]),
     ],
 )
-def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches):
+@pytest.mark.parametrize(
+    "engine", [EngineChoice(engine="static"), EngineChoice()], ids=["static", "paged"]
+)
+def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches, engine):
     batches = []
     monkeypatch.setattr(evaluate_mod, "generate_round", _fake_generate_round(batches))
     got = evaluate_mod.evaluate(
@@ -75,7 +79,10 @@ def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches)
         mesh=None,
         grader=FakeGrader(),
         batch_prompts=batch_prompts,
+        engine=engine,
     )
+    if engine.paged:  # the paged engine queues every prompt at once, whatever batch_prompts
+        want_batches = [[0, 1, 2, 3, 4]]
     assert batches == want_batches  # one shape: the last batch is padded with its last prompt
     # Per-prompt accuracy x = (1, 1/3, 0, 2/3, 1/3): mean 7/15, deviations (8, -2, -7, 3, -2)/15,
     # sample variance 130/225/4 = 13/90, 95% half-width t(0.975, df=4)·sqrt(13/90/5), t = 2.776.
@@ -89,9 +96,9 @@ def test_avg_at_n_interval_and_lengths(monkeypatch, batch_prompts, want_batches)
     }
 
 
-def test_tiny_model_results_do_not_depend_on_batch_prompts():
-    """Real sampling: a sample depends on (seed, prompt index, sample index) only, so batches of 2
-    (last one padded) and of 3 grade the same responses."""
+def test_tiny_model_results_do_not_depend_on_batch_prompts_or_engine():
+    """Real sampling: a sample depends on (seed, prompt index, sample index) only, so static
+    batches of 2 (last one padded) and of 3, and the paged engine, grade the same responses."""
     tok = toy.build_tokenizer()
     config = toy.tiny_config(len(tok))
     params = transformer.init(jax.random.key(0), config, std=0.3)
@@ -118,7 +125,7 @@ def test_tiny_model_results_do_not_depend_on_batch_prompts():
             return [float(bool(t) and ord(t[0]) % 2 == 0) for t in texts]
 
     results, texts = [], []
-    for batch_prompts in (2, 3):
+    for batch_prompts, engine in ((2, "static"), (3, "static"), (2, "paged")):
         grader = TextGrader()
         results.append(
             evaluate_mod.evaluate(
@@ -132,11 +139,13 @@ def test_tiny_model_results_do_not_depend_on_batch_prompts():
                 mesh=make_mesh("data:2"),
                 grader=grader,
                 batch_prompts=batch_prompts,
+                engine=EngineChoice(engine=engine, max_seqs=2),
             )
         )
         texts.append(grader.texts)
     assert len(texts[0]) == len(texts[1]) == 6  # the padded prompt's samples are not graded
-    assert texts[0] == texts[1]
+    assert texts[0] == texts[1] == texts[2]
+    assert results[0] == results[1] == results[2]
     assert len(set(texts[0])) > 1  # samples differ: the comparison is not between constants
     assert results[0] == results[1]
     assert 1 <= results[0]["eval_length_mean"] <= 6

@@ -42,8 +42,8 @@ def _length(i, j):
 
 
 def fake_generate_round(calls):
-    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh):
-        calls.append({"idx": list(idx), "seed": seed, "tp": tp})
+    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine):
+        calls.append({"idx": list(idx), "seed": seed, "tp": tp, "engine": engine})
         idx = np.asarray(idx, np.int32)
         responses = np.zeros((len(idx) * N, M), np.int32)
         lengths = np.zeros(len(idx) * N, np.int32)

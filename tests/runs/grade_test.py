@@ -96,7 +96,7 @@ def test_bad_inputs(tmp_path):
     data = _jsonl(tmp_path / "r.jsonl", [{"text": "x", "answer": "1"}])
     with pytest.raises(DataError, match="no 'response' field"):
         runs.grade(runs.GradeSettings(data=data, out=tmp_path / "o", workers=0))
-    with pytest.raises(ValueError, match="grader \\['nope'\\]"):
+    with pytest.raises(ValueError, match="grader='nope': use one of by_source"):  # before any work
         runs.grade(
             runs.GradeSettings(data=data, out=tmp_path / "o", grader="nope", response_field="text")
         )

@@ -15,11 +15,13 @@ PRESETS = {
     runs.TrainSettings: ("dapo", ["tiny", "qwen2p5_math_7b", "qwen3_8b_base"]),
     runs.ViewSettings: ("view", [None]),
     runs.GradeSettings: ("grade", [None]),
+    runs.PlotSettings: ("plot", [None]),
 }
 INPUTS = {
     "score": dict(base="b", data="d"),
     "sample": dict(base="b", rl="r", data="d"),
     "view": dict(input="d"),
+    "plot": dict(inputs="d"),
 }
 
 

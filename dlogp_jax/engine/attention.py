@@ -5,8 +5,10 @@ H head dim, L layers, P pages, Z page size, W page-table columns read (W·Z >= l
 
 `paged_attention` is the pure-JAX reference: it gathers the W pages of each row's table and masks
 keys by cache index, so its cost follows the live length W·Z (bucketed by the caller), not the
-longest possible sequence. It is what runs on CPU and in tests; a Pallas kernel (JAX's
-`pallas.ops.gpu.paged_attention`, `pallas.ops.tpu.ragged_paged_attention`) reads the same layout.
+longest possible sequence. It runs on CPU, in tests and for prefill chunks. Decode steps on GPU
+and TPU run JAX's Pallas kernels on the same page layout (`kernel_decode_attention`:
+`pallas.ops.gpu.paged_attention`, `pallas.ops.tpu.paged_attention`), selected by platform
+(`kernel_for_platform`); the GPU kernel's wiring is tested on CPU in Pallas interpret mode.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ jax.tree_util.register_dataclass(
 
 def write_layer(pool: Pool, layer, batch: PagedBatch, k, v) -> Pool:
     """Stores one layer's new k, v [B, T, K, H] at (layer, write_page, write_offset), in place."""
-    idx = (layer, batch.write_page, batch.write_offset)
+    idx = (layer, slice(None), batch.write_page, batch.write_offset)  # -> [B, T, K, H]
     return Pool(
         k=pool.k.at[idx].set(k.astype(pool.k.dtype), mode="drop"),
         v=pool.v.at[idx].set(v.astype(pool.v.dtype), mode="drop"),
@@ -72,18 +74,89 @@ def paged_attention(
     b, w = table.shape
     z = pool.page_size
     pages = jnp.maximum(table, 0)
-    # One gather from the whole [L, P, Z, K, H] pool: the layer slice is never materialized.
-    keys = pool.k[layer, pages].reshape(b, w * z, *pool.k.shape[-2:])
-    values = pool.v[layer, pages].reshape(b, w * z, *pool.v.shape[-2:])
+    # One gather from the whole [L, K, P, Z, H] pool (the layer slice is never materialized);
+    # only the W live pages are transposed to [B, W·Z, K, H].
+    gather = lambda x: x[layer, :, pages].transpose(0, 1, 3, 2, 4).reshape(b, w * z, *_kh(x))
     mask = jnp.arange(w * z)[None, None, :] <= query_index[:, :, None]
-    return layers.attention(q, keys, values, mask)
+    return layers.attention(q, gather(pool.k), gather(pool.v), mask)
 
 
-def make_attend(batch: PagedBatch):
-    """The `attend` hook of `transformer.hidden_states_with_attention` for one model's pool."""
+def _kh(x):
+    return x.shape[1], x.shape[-1]
+
+
+def kernel_for_platform() -> str | None:
+    """The Pallas decode kernel of this backend: "gpu", "tpu", or None (CPU: the reference)."""
+    platform = jax.default_backend()
+    return platform if platform in ("gpu", "tpu") else None
+
+
+def kernel_decode_attention(
+    q: Float[Array, "B N H"],
+    k_pages,
+    v_pages,
+    table: Int[Array, "B W"],
+    lengths: Int[Array, " B"],
+    *,
+    kernel: str,
+    interpret: bool = False,
+) -> Float[Array, "B N H"]:
+    """One new token per row against its pages with JAX's Pallas paged-attention kernel.
+
+    Args:
+      q: [B, N, H] queries. k_pages, v_pages: [K, P, Z, H] one layer of a pool.
+      table: [B, W] pages (-1 read as page 0; beyond `lengths` nothing is attended).
+      lengths: [B] int32 keys each row attends (its query's cache index + 1).
+      kernel: "gpu" (`pallas.ops.gpu.paged_attention`) or "tpu" (`pallas.ops.tpu.paged_attention`).
+      interpret: run the GPU kernel in Pallas interpret mode (CPU tests).
+    Returns:
+      [B, N, H] in q.dtype.
+    """
+    table = jnp.maximum(table, 0)
+    w = table.shape[1]  # a power of 2 (the host's width buckets)
+    splits = min(16, w)  # the GPU kernel splits each row's pages into k_splits equal parts
+    block = min(8, w // splits)  # pages per compute block
+    scale = q.shape[-1] ** -0.5  # the kernels do not scale the scores
+    q = (q.astype(jnp.float32) * scale).astype(q.dtype)
+    if kernel == "gpu":
+        from jax.experimental.pallas.ops.gpu import paged_attention as gpu
+
+        return gpu.paged_attention(
+            q,
+            k_pages,
+            v_pages,
+            table,
+            lengths,
+            pages_per_compute_block=block,
+            k_splits=splits,
+            interpret=interpret,
+        )
+    from jax.experimental.pallas.ops.tpu import paged_attention as tpu
+
+    return tpu.paged_attention(
+        q, k_pages, v_pages, lengths, table, pages_per_compute_block=min(8, w)
+    )
+
+
+def make_attend(batch: PagedBatch, kernel: str | None = None):
+    """The `attend` hook of `transformer.hidden_states_with_attention` for one model's pool.
+
+    kernel: None (the reference gather), or "gpu"/"tpu": decode steps (T = 1) run that Pallas
+    kernel; prefill chunks (T > 1) always use the reference.
+    """
 
     def attend(q, k, v, pool: Pool, layer):
         pool = write_layer(pool, layer, batch, k, v)
+        if kernel is not None and q.shape[1] == 1:
+            out = kernel_decode_attention(
+                q[:, 0],
+                pool.k[layer],
+                pool.v[layer],
+                batch.table,
+                batch.query_index[:, 0] + 1,
+                kernel=kernel,
+            )
+            return out[:, None].astype(q.dtype), pool
         return paged_attention(q, pool, layer, batch.table, batch.query_index), pool
 
     return attend

@@ -50,15 +50,18 @@ class EngineConfig:
       page_size: tokens per page (Z).
       max_seqs: sequence slots decoded together (B).
       round_steps: decode steps per jitted round (R).
+      prefill_chunk: prompt tokens prefilled per call (C); a longer prompt is prefilled in chunks
+        with a decode round of the running sequences after each, so it never stalls them.
     """
 
     num_pages: int = 256
     page_size: int = 16
     max_seqs: int = 8
     round_steps: int = 16
+    prefill_chunk: int = 512
 
     def __post_init__(self):
-        for name in ("num_pages", "page_size", "max_seqs", "round_steps"):
+        for name in ("num_pages", "page_size", "max_seqs", "round_steps", "prefill_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EngineConfig.{name}={getattr(self, name)}: must be >= 1.")
 
@@ -93,6 +96,7 @@ class EngineStats:
       peak_live_seqs: most sequences decoding together.
       peak_pages_used: most pages referenced at once (of `EngineConfig.num_pages`).
       preempted: sequences restarted because they could not get a page while others ran.
+      prefill_rounds: decode rounds run between the chunks of a prompt's prefill.
     """
 
     rounds: int
@@ -101,6 +105,7 @@ class EngineStats:
     peak_live_seqs: int
     peak_pages_used: int
     preempted: int
+    prefill_rounds: int = 0
 
 
 def generate_paged(params_base, prompt_tokens, prompt_mask, prompt_index, **kw):
@@ -167,11 +172,14 @@ def run_paged(
         table_width=table_width,
     )
     index = np.asarray(prompt_index, np.int32)
+    kw_round = dict(configs=configs, spec=static_spec, on_round=on_round)
+    prefill_rounds = 0
     while True:
         new, starts = host.admit()
         if new:
             host.prefilled += len(new)
-            state = _prefill(params, state, *host.prefill_args(new), configs=configs)
+            state, between = _prefill_chunked(params, state, host, new, starts, knobs, **kw_round)
+            prefill_rounds += between
         if starts:
             state = _admit(state, host.admission(starts, index), pad_id=spec.pad_id)
         running = sum(s is not None for s in host.slot_seq)
@@ -182,18 +190,7 @@ def run_paged(
         if not running:
             break
         host.peak_live = max(host.peak_live, running)
-        state, steps = _round(
-            params,
-            state,
-            knobs,
-            configs=configs,
-            spec=static_spec,
-            round_steps=engine.round_steps,
-            width=host.width(),
-        )
-        host.sync(state, steps)
-        if on_round is not None:
-            on_round(state)
+        state = _decode_round(params, state, host, knobs, **kw_round)
     if host.queue:
         raise RuntimeError("engine stopped with queued sequences (page budget bookkeeping).")
     p_idx = np.repeat(index, spec.n)
@@ -206,5 +203,63 @@ def run_paged(
         peak_live_seqs=host.peak_live,
         peak_pages_used=host.peak_pages,
         preempted=host.preempted,
+        prefill_rounds=prefill_rounds,
     )
     return out, stats
+
+
+def _decode_round(params, state, host: Host, knobs, *, configs, spec, on_round):
+    """One jitted round of decode steps, then the host's sync (retire ended slots)."""
+    engine = host.engine
+    state, steps = _round(
+        params,
+        state,
+        knobs,
+        configs=configs,
+        spec=spec,
+        round_steps=engine.round_steps,
+        width=host.width(),
+    )
+    host.sync(state, steps)
+    if on_round is not None:
+        on_round(state)
+    return state
+
+
+def _prefill_chunked(params, state, host: Host, new, starts, knobs, **kw_round):
+    """Prefills the `new` prompts `prefill_chunk` tokens at a time; between chunks, the running
+    sequences decode one round (the admitted `starts` wait for their whole prompt).
+
+    While they wait, the starts' slots are hidden from the host (not live on device yet, they
+    must not be retired) and their clone pages carry a reservation reference (so a decode round
+    cannot allocate them); both are undone before the caller's `_admit`.
+
+    Returns:
+      (state, decode rounds run between chunks).
+    """
+    tokens, lengths, table, hold = host.prefill_args(new)
+    chunk, total = host.engine.prefill_chunk, tokens.shape[1]
+    run = lambda state, part, offset: _prefill(
+        params, state, part, lengths, table, hold, np.int32(offset), configs=kw_round["configs"]
+    )
+    if total <= chunk:
+        return run(state, tokens, 0), 0
+    tokens = np.pad(tokens, ((0, 0), (0, -total % chunk)))  # whole chunks: one compiled shape
+    waiting = {s.slot: (host.slot_seq[s.slot], host.seq_len[s.slot]) for s in starts}
+    p = host.engine.num_pages
+    clones = np.full(host.engine.max_seqs, p, np.int32)  # A <= B starts per pass
+    clones[: len(starts)] = [s.clone[1] if s.clone else p for s in starts]
+    state = _drop(state, clones, 1)
+    between = 0
+    for offset in range(0, tokens.shape[1], chunk):
+        state = run(state, tokens[:, offset : offset + chunk], offset)
+        if offset + chunk >= tokens.shape[1]:
+            break
+        for slot in waiting:
+            host.slot_seq[slot] = None
+        if any(s is not None for s in host.slot_seq):
+            state = _decode_round(params, state, host, knobs, **kw_round)
+            between += 1
+        for slot, (seq, length) in waiting.items():
+            host.slot_seq[slot], host.seq_len[slot] = seq, length
+    return _drop(state, clones, -1), between

@@ -4,8 +4,9 @@ Legend: L layers, P pages in a pool, Z page size (tokens per page), K kv heads, 
 B sequence slots, W page-table columns (pages one sequence can hold).
 
 Memory is a budget of P pages per model, not batch × max length. Each model has its own pool
-`[L, P, Z, K, H]` (base and RL may differ in L, K, H), but one page table drives both: base and RL
-read the same token stream, so token i of slot b sits at page `table[b, i // Z]`, offset `i % Z`,
+`[L, K, P, Z, H]` (base and RL may differ in L, K, H; kv-head-major: one layer is the
+`[K, P, Z, H]` page layout of JAX's Pallas paged-attention kernels), but one page table drives
+both: base and RL read the same token stream, so token i of slot b sits at page `table[b, i // Z]`, offset `i % Z`,
 in every model's pool (the layout of speculative decoding's draft/target pools).
 
 A page's reference count is the number of holders: sequences whose table lists it, plus the prompt
@@ -25,23 +26,23 @@ from dlogp_jax.model.config import ModelConfig
 from dlogp_jax.sharding import constrain
 from dlogp_jax.types import Array, Bool, Int
 
-POOL_AXES = ("layers", None, None, "act_kv_heads", "head_dim")
+POOL_AXES = ("layers", "act_kv_heads", None, None, "head_dim")
 
 
 @flax.struct.dataclass
 class Pool:
     """One model's KV pages."""
 
-    k: jax.Array  # [L, P, Z, K, H]
-    v: jax.Array  # [L, P, Z, K, H]
+    k: jax.Array  # [L, K, P, Z, H]
+    v: jax.Array  # [L, K, P, Z, H]
 
     @property
     def num_pages(self) -> int:
-        return self.k.shape[1]
+        return self.k.shape[2]
 
     @property
     def page_size(self) -> int:
-        return self.k.shape[2]
+        return self.k.shape[3]
 
 
 @flax.struct.dataclass
@@ -59,7 +60,7 @@ class PageState:
 
 def init_pool(config: ModelConfig, num_pages: int, page_size: int, dtype=None) -> Pool:
     """An empty (zero) pool of `num_pages` pages of `page_size` tokens for one model."""
-    shape = (config.num_layers, num_pages, page_size, config.num_kv_heads, config.head_dim)
+    shape = (config.num_layers, config.num_kv_heads, num_pages, page_size, config.head_dim)
     dtype = dtype or jnp.dtype(config.dtype)
     zeros = lambda: constrain(jnp.zeros(shape, dtype), POOL_AXES)
     return Pool(k=zeros(), v=zeros())
@@ -121,6 +122,6 @@ def add_refs(refcount: Int[Array, " P"], ids: Int[Array, " I"], delta: int = 1) 
 def copy_pages(pool: Pool, src: Int[Array, " C"], dst: Int[Array, " C"]) -> Pool:
     """Copies pages src[c] -> dst[c] in every layer (clone-on-fork); dst = P entries are skipped."""
     return Pool(
-        k=pool.k.at[:, dst].set(pool.k[:, src], mode="drop"),
-        v=pool.v.at[:, dst].set(pool.v[:, src], mode="drop"),
+        k=pool.k.at[:, :, dst].set(pool.k[:, :, src], mode="drop"),
+        v=pool.v.at[:, :, dst].set(pool.v[:, :, src], mode="drop"),
     )

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from dlogp_jax.engine import adapter, pages
-from dlogp_jax.engine.attention import PagedBatch, make_attend
+from dlogp_jax.engine.attention import PagedBatch, kernel_for_platform, make_attend
 from dlogp_jax.engine.pages import PageState, Pool
 from dlogp_jax.model import transformer
 from dlogp_jax.sharding import constrain
@@ -58,9 +58,9 @@ def hold_capacity(num_slots: int) -> int:
     return 2 * num_slots + 1
 
 
-def drop_refs(state: EngineState, ids) -> EngineState:
-    """One reference less on pages `ids` [I] (P: padding)."""
-    refcount = pages.add_refs(state.pages.refcount, ids, -1)
+def drop_refs(state: EngineState, ids, delta=-1) -> EngineState:
+    """`delta` (default -1) references on pages `ids` [I] (P: padding); +1 reserves pages."""
+    refcount = pages.add_refs(state.pages.refcount, ids, delta)
     return state.replace(pages=state.pages.replace(refcount=refcount))
 
 
@@ -95,7 +95,7 @@ def forward(params, configs, pools, tokens, batch: PagedBatch, last):
     Returns:
       (per model [B, V] fp32 logits after token `last[b]` of each row, the updated pools).
     """
-    attend = make_attend(batch)
+    attend = make_attend(batch, kernel_for_platform())  # Pallas decode kernel on GPU/TPU
     logits, new_pools = [], []
     for p, config, pool in zip(params, configs, pools):
         h, pool = transformer.hidden_states_with_attention(
@@ -107,19 +107,27 @@ def forward(params, configs, pools, tokens, batch: PagedBatch, last):
     return tuple(logits), tuple(new_pools)
 
 
-def prefill(params, state: EngineState, tokens, lengths, table, hold_rows, *, configs):
-    """Prefills Q prompts once per model into their pages (the prompt holder's reference).
+def prefill(params, state: EngineState, tokens, lengths, table, hold_rows, offset, *, configs):
+    """Prefills one chunk of Q prompts (tokens offset .. offset + C - 1) once per model.
+
+    A long prompt is prefilled in chunks with decode rounds in between (`loop.run_paged`), so it
+    never stalls the running sequences for its whole length. Each chunk's queries attend to the
+    prompt's earlier chunks through the page table, exactly as one whole-prompt prefill would.
+    The first chunk (offset 0) adds the prompt holder's reference to every prompt page; the
+    chunk holding a prompt's last token stores its next-token logits in `held_logits`.
 
     Args:
-      tokens: [Q, Tq] int32 right-padded prompts. lengths: [Q] int32 (0 for padding rows).
-      table: [Q, Tq / Z] int32 pages of each prompt, -1 past its last page.
+      tokens: [Q, C] int32 chunk of the right-padded prompts. lengths: [Q] int32 (0: padding).
+      table: [Q, Wp] int32 pages of each whole prompt, -1 past its last page.
       hold_rows: [Q] int32 row of `held_logits` receiving each prompt's next-token logits
         (2B + 1, out of range, for padding rows).
+      offset: [] int32 prompt index of the chunk's first token (traced: one compile per C).
     """
     z = state.pools[0].page_size
     p = state.pages.num_pages
-    index = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
-    page = jnp.take_along_axis(table, index // z, axis=1)
+    c = tokens.shape[1]
+    index = offset + jnp.broadcast_to(jnp.arange(c, dtype=jnp.int32), tokens.shape)
+    page = jnp.take_along_axis(table, jnp.minimum(index // z, table.shape[1] - 1), axis=1)
     real = (index < lengths[:, None]) & (page >= 0)
     batch = PagedBatch(
         table=table,
@@ -127,10 +135,13 @@ def prefill(params, state: EngineState, tokens, lengths, table, hold_rows, *, co
         write_page=jnp.where(real, page, p),
         write_offset=index % z,
     )
-    last = jnp.maximum(lengths - 1, 0)
-    logits, pools = forward(params, configs, state.pools, tokens, batch, last)
-    held = tuple(h.at[hold_rows].set(x, mode="drop") for h, x in zip(state.held_logits, logits))
-    refcount = pages.add_refs(state.pages.refcount, jnp.where(table >= 0, table, p).ravel())
+    last = lengths - 1 - offset
+    logits, pools = forward(params, configs, state.pools, tokens, batch, jnp.clip(last, 0, c - 1))
+    done = (lengths > 0) & (last >= 0) & (last < c)
+    rows = jnp.where(done, hold_rows, state.held_logits[0].shape[0])
+    held = tuple(h.at[rows].set(x, mode="drop") for h, x in zip(state.held_logits, logits))
+    ids = jnp.where((table >= 0) & (offset == 0), table, p).ravel()
+    refcount = pages.add_refs(state.pages.refcount, ids)
     return state.replace(
         pools=pools, held_logits=held, pages=state.pages.replace(refcount=refcount)
     )

@@ -59,35 +59,79 @@ def apply_rope(x: jax.Array, positions: jax.Array, rope: RopeConfig) -> jax.Arra
 
 
 def attention(
-    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, q_block: int = 512
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: jax.Array,
+    q_block: int = 512,
+    *,
+    causal: bool = False,
 ) -> jax.Array:
     """Grouped-query attention, computed `q_block` queries at a time.
 
     Blocking bounds the live fp32 scores at [B, K, G, q_block, S] instead of [B, K, G, T, S] (at
-    T = 4096 the unblocked scores of a 7B-width model are 7 GiB per layer); every block still sees
-    all S keys, so the softmax is exact, not an online approximation.
+    T = 4096 the unblocked scores of a 7B-width model are 7 GiB per layer). The softmax is exact,
+    not an online approximation: each block sees every key it may attend to.
+
+    `causal` says the keys are the queries' own tokens (S = T, `mask` lower-triangular: scoring,
+    training). Then query block i reads only keys [0, (i + 1)·q_block): the blocks above the
+    diagonal, which `mask` hides anyway, are never computed (about half the score FLOPs at long
+    T; a masked key adds exactly 0 to the softmax, so the result is the same up to summation
+    order). On GPU the causal case runs JAX's fused `jax.nn.dot_product_attention` (cuDNN
+    flash attention), falling back to this XLA path where cuDNN refuses the inputs (fp32).
 
     Args:
       q: [B, T, N, H] queries (RoPE applied).
       k, v: [B, S, K, H] keys and values.
       mask: [B, T, S] bool, True where query t may attend key s.
       q_block: queries per block; T <= q_block runs unblocked.
+      causal: the keys are the queries' tokens and `mask` is causal (static).
     Returns:
       [B, T, N, H] in q.dtype.
     """
     b, t, n, h = q.shape
+    causal = causal and k.shape[1] == t
+    if causal and jax.default_backend() == "gpu":
+        fused = fused_attention(q, k, v, mask)
+        if fused is not None:
+            return fused
     if t <= q_block:
         return _attention_block(q, k, v, mask)
+    # Checkpointed: the backward pass recomputes each block's probabilities instead of storing all.
+    if causal:
+        block = jax.checkpoint(_attention_block)
+        outs = []
+        for lo in range(0, t, q_block):
+            hi = min(lo + q_block, t)
+            outs.append(block(q[:, lo:hi], k[:, :hi], v[:, :hi], mask[:, lo:hi, :hi]))
+        return jnp.concatenate(outs, axis=1)
     pad = -t % q_block
     qp = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
     mp = jnp.pad(mask, ((0, 0), (0, pad), (0, 0)))
     nb = (t + pad) // q_block
     qb = qp.reshape(b, nb, q_block, n, h).swapaxes(0, 1)
     mb = mp.reshape(b, nb, q_block, -1).swapaxes(0, 1)
-    # Checkpointed: the backward pass recomputes each block's probabilities instead of storing all.
     block = jax.checkpoint(lambda q_, m_: _attention_block(q_, k, v, m_))
     out = jax.lax.map(lambda a: block(a[0], a[1]), (qb, mb))
     return out.swapaxes(0, 1).reshape(b, t + pad, n, h)[:, :t]
+
+
+def fused_attention(q, k, v, mask, implementation: str | None = None) -> jax.Array | None:
+    """`jax.nn.dot_product_attention` with `mask` [B, T, S]; None where it refuses the inputs.
+
+    implementation: "cudnn", "xla" or None = by platform (cuDNN on GPU, XLA elsewhere).
+    Returns:
+      [B, T, N, H] in q.dtype, or None (the caller falls back to `attention`'s XLA path).
+    """
+    if implementation is None:
+        implementation = "cudnn" if jax.default_backend() == "gpu" else "xla"
+    try:
+        out = jax.nn.dot_product_attention(
+            q, k, v, mask=mask[:, None], implementation=implementation
+        )
+    except (ValueError, NotImplementedError, TypeError, RuntimeError):
+        return None  # e.g. cuDNN: fp32 inputs, head dims it has no kernel for
+    return out.astype(q.dtype)
 
 
 def _attention_block(q, k, v, mask):

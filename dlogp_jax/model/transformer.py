@@ -138,8 +138,13 @@ def _block(x, p, *, positions, mask, cache_kv, end_index, config: ModelConfig, a
         else:
             keys, values = write(*cache_kv, k, v, end_index)
             new_kv = (keys, values)
-        attn = layers.attention(q, keys, values, mask)
-    out = jnp.einsum("btnh,nhd->btd", attn, p["o_lnhd"].astype(dt))
+        # scoring and training: keys are the T queries' own tokens, so blocks skip the keys
+        # above the causal diagonal
+        attn = layers.attention(q, keys, values, mask, causal=cache_kv is None)
+    # (n h) merged: a contiguous reshape, so XLA never copies a transposed o weight per layer
+    b, t, n, hd = attn.shape
+    o_weight = p["o_lnhd"].astype(dt).reshape(n * hd, -1)
+    out = jnp.einsum("bte,ed->btd", attn.reshape(b, t, n * hd), o_weight)
     if c.o_bias:
         out = out + p["o_bias_ld"].astype(dt)
     x = constrain(x + out, ("act_batch", "act_len", "act_embed"))

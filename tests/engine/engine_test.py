@@ -109,3 +109,15 @@ def test_every_criterion(pair, criterion):
     spec = SAMPLED.replace(criterion=criterion, threshold=THRESHOLDS[criterion])
     static, paged, _ = run_both(pair, spec, seed=4)
     assert_same(static, paged)
+
+
+def test_long_prompt_admitted_mid_run_is_prefilled_in_chunks(pair):
+    """A 37-token prompt queued behind short ones, prefilled 6 tokens at a time (chunks end
+    mid-page): the running sequences decode between its chunks, and every sample still equals
+    the static decoder's."""
+    long_prompt = [int(t) for t in np.random.default_rng(0).integers(1, 97, 37)]
+    rows = (*ROWS[:2], long_prompt, ROWS[2])
+    engine = EngineConfig(num_pages=64, page_size=4, max_seqs=5, round_steps=2, prefill_chunk=6)
+    static, paged, stats = run_both(pair, SAMPLED, rows=rows, seed=6, engine=engine)
+    assert_same(static, paged)
+    assert stats.prefill_rounds > 0, "decoding went on while the long prompt was prefilled"

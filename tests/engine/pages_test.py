@@ -34,7 +34,7 @@ def test_shared_pages_are_freed_exactly_once():
 
 
 def _pool(rng, num_pages=7, page_size=4, layers_=2, k=2, h=8):
-    shape = (layers_, num_pages, page_size, k, h)
+    shape = (layers_, k, num_pages, page_size, h)
     normal = lambda: jnp.asarray(rng.normal(size=shape), jnp.float32)
     return Pool(k=normal(), v=normal())
 
@@ -42,9 +42,9 @@ def _pool(rng, num_pages=7, page_size=4, layers_=2, k=2, h=8):
 def test_copy_pages_clones_every_layer():
     pool = _pool(np.random.default_rng(0))
     out = copy_pages(pool, jnp.asarray([2, 0]), jnp.asarray([5, 7]))  # 7 = P: skipped
-    np.testing.assert_array_equal(out.k[:, 5], pool.k[:, 2])
-    np.testing.assert_array_equal(out.v[:, 5], pool.v[:, 2])
-    np.testing.assert_array_equal(np.delete(np.asarray(out.k), 5, 1), np.delete(pool.k, 5, 1))
+    np.testing.assert_array_equal(out.k[:, :, 5], pool.k[:, :, 2])
+    np.testing.assert_array_equal(out.v[:, :, 5], pool.v[:, :, 2])
+    np.testing.assert_array_equal(np.delete(np.asarray(out.k), 5, 2), np.delete(pool.k, 5, 2))
 
 
 def test_paged_attention_equals_dense_attention():
@@ -65,10 +65,36 @@ def test_paged_attention_equals_dense_attention():
     got = paged_attention(q, pool, layer, table, query_index)
     for b, length in enumerate(lengths):
         pages = [int(p) for p in table[b] if p >= 0]
-        keys = jnp.concatenate([pool.k[layer, p] for p in pages])[:length]
-        values = jnp.concatenate([pool.v[layer, p] for p in pages])[:length]
+        dense = lambda x: jnp.concatenate([x[layer, :, p].swapaxes(0, 1) for p in pages])
+        keys, values = dense(pool.k)[:length], dense(pool.v)[:length]
         np.testing.assert_array_equal(keys[query_index[b]], new_k[b])
         mask = jnp.arange(length)[None, :] <= query_index[b][:, None]
         want = layers.attention(q[b : b + 1], keys[None], values[None], mask[None])
         np.testing.assert_allclose(got[b], want[0], atol=1e-5)
     assert jax.numpy.isfinite(got).all()
+
+
+def test_pallas_gpu_decode_kernel_wiring_in_interpret_mode():
+    """JAX's Pallas GPU paged-attention kernel (run in interpret mode on CPU) on the engine's
+    pool layout equals the reference gather, for one new token per row (GQA, partial pages).
+    The TPU kernels (`pallas.ops.tpu.paged_attention`, `ragged_paged_attention`) have no
+    interpret mode in jax 0.10.2, so their wiring runs only on a TPU."""
+    from dlogp_jax.engine.attention import kernel_decode_attention
+
+    rng = np.random.default_rng(2)
+    pool = _pool(rng, num_pages=9, page_size=4, h=16)
+    table = jnp.asarray([[3, 0, 6, -1], [5, 1, 2, 8]], jnp.int32)
+    query_index = jnp.asarray([[9], [14]], jnp.int32)
+    q = jnp.asarray(rng.normal(size=(2, 1, 4, 16)), jnp.float32)
+    layer = 1
+    want = paged_attention(q, pool, layer, table, query_index)
+    got = kernel_decode_attention(
+        q[:, 0],
+        pool.k[layer],
+        pool.v[layer],
+        table,
+        query_index[:, 0] + 1,
+        kernel="gpu",
+        interpret=True,
+    )
+    np.testing.assert_allclose(got, want[:, 0], atol=1e-5)

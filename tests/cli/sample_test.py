@@ -120,7 +120,7 @@ def test_changed_settings_refused_and_errors(tmp_path, inputs):
         sample.run(_config(inputs, tmp_path / "x", rl=""))
     with pytest.raises(DataError, match=r"stop_tokens: \['<nope>'\]"):
         sample.run(_config(inputs, tmp_path / "y", stop_tokens="<nope>"))
-    with pytest.raises(ValueError, match="mode 'bogus'"):
+    with pytest.raises(SystemExit, match="mode='bogus': use one of"):  # with the settings
         sample.run(_config(inputs, tmp_path / "z", mode="bogus"))
 
 

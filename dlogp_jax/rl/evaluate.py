@@ -51,6 +51,7 @@ def evaluate(
       eval_num_prompts: P, eval_n: n}.
     """
     per_prompt, lengths = [], []
+    engine = engines.for_processes(engine)  # multi-process: static batches of batch_prompts
     batch_prompts = len(prompts) if engine.paged else batch_prompts
     for idx, real in fixed_batches(range(len(prompts)), batch_prompts):
         _, _, _, tokens, length = generate_round(

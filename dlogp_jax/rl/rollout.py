@@ -148,6 +148,7 @@ def generate_round(
       responses [G*n, M], lengths [G*n]) as NumPy, identical on every process.
     """
     tokens, mask = left_pad([prompts[i].ids for i in idx], spec.pad_id, buckets=(tp,))
+    engine = engines.for_processes(engine)  # multi-process: static, on the global arrays
     local = (tokens, mask, np.asarray(idx, np.int32))
     args = [_global(a, mesh) for a in local]
     with jax.set_mesh(mesh):

@@ -5,7 +5,7 @@ extrapolation). Outputs in `settings.out`:
   samples.jsonl  one line per sample: prompt_index, prompt_hash (of the rendered prompt ids and
                  the answer: what resume is keyed on), sample_index, text, token_ids, proposed_ids,
                  selected, logp_base, logp_rl, dlogp (per token), length, finish_reason,
-                 replacement_rate, prompt_sha256 (of the prompt ids as the model saw them), and
+                 replacement_rate, and
                  answer/pred (the extracted prediction)/correct when the data has answers
                  (timed_out: true when grading ran out of time: then correct is false).
   summary.json   prompts, samples, mean length, replacement rate, finish reasons (cache_full:
@@ -281,7 +281,6 @@ def sample_rows(out: DecodeOutput, batch: list[Prompt], tokenizer, grader) -> li
             "finish_reason": reasons[r],
             "replacement_rate": float(out.replacement_rate[r]),
         }
-        row["prompt_sha256"] = _prompt_hash(prompt)  # joins samples of one rendered prompt
         if prompt.answer is not None:
             row["answer"] = prompt.answer
             row["pred"] = answer_key("accuracy", clean[r])  # what `correct` compares
@@ -371,8 +370,3 @@ def build_demo(out: Path) -> tuple[Path, Path, Path]:
         outputs.write_jsonl(root / "prompts.jsonl", rows)
     runtime.wait_for_writer("dlogp-sample demo inputs")
     return root / "base", root / "rl", root / "prompts.jsonl"
-
-
-def _prompt_hash(prompt: Prompt) -> str:
-    """sha256 of the prompt's token ids as the model saw them (template and suffix applied)."""
-    return hashlib.sha256(json.dumps(list(prompt.ids)).encode()).hexdigest()

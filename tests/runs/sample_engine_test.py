@@ -107,7 +107,7 @@ def test_budget_errors_up_front(tmp_path, inputs):
     with pytest.raises(ValueError, match=r"kv_pages=3: .* raise kv_pages to >= \d+") as e:
         _sample(inputs, out, mode="extrapolate", kv_pages=3, page_size=4)
     assert "\n" not in str(e.value)
-    assert not out.exists()  # nothing written
+    assert not (out / "run.json").exists() and not (out / "samples.jsonl").exists()
     with pytest.raises(ValueError, match="page_size=0: must be an integer >= 1") as e:
         runs.SampleSettings(base="b", data="d", page_size=0, engine="vllm", kv_pages=-1)
     assert "engine='vllm': use one of paged, static." in str(e.value)

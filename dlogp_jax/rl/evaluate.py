@@ -59,13 +59,9 @@ def evaluate(
       eval_maj_at_{k} for k = 1, 2, 4, ..., n, eval_length_mean: over all P*n responses,
       eval_timeouts: responses whose grading timed out, eval_num_prompts: P, eval_n: n}.
     """
-<<<<<<< HEAD
     reward_for = reward_for or (lambda source: "accuracy")
     samples, lengths, timeouts = {}, [], 0
-=======
-    per_prompt, lengths = [], []
     engine = engines.for_processes(engine)  # multi-process: static batches of batch_prompts
->>>>>>> wt-wire
     batch_prompts = len(prompts) if engine.paged else batch_prompts
     for idx, real in fixed_batches(range(len(prompts)), batch_prompts):
         _, _, _, tokens, length = generate_round(

@@ -326,7 +326,10 @@ def samples_to_score_rows(runs: list[tuple[str | Path, str]]) -> list[dict[str, 
         record = json.loads((Path(out) / "run.json").read_text())
         tokenizer = load_tokenizer(record["base"])
         template = chat_template_of(
-            record["base"], record["rl"], record.get("template_from", ""), record["chat_template"]
+            record["base"],
+            record.get("rl") or None,
+            record.get("template_from", ""),
+            record["chat_template"],
         )
         prompts = load_prompts(
             record["data"],

@@ -199,7 +199,8 @@ def admit(state: EngineState, a: Admission, *, pad_id: int) -> EngineState:
         live=put(state.live, True),
         ticket=put(state.ticket, a.ticket),
         finish_reason=put(state.finish_reason, 0),
-        records={k: put(v, fresh[k]) for k, v in state.records.items()},
+        # Fill values cast to each record's dtype: an int into bool `selected` warns (later: fails).
+        records={k: put(v, jnp.asarray(fresh[k], v.dtype)) for k, v in state.records.items()},
     )
 
 

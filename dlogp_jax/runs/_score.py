@@ -80,7 +80,7 @@ def _score(settings: ScoreSettings, out: Path, mesh) -> Path:
     record = {k: getattr(settings, k) for k in RUN_FIELDS}
     record.update(base=str(base), rl=str(rl), data=str(data))
     writer = runtime.is_writer()
-    files.check_run_file(out, record, write=writer)
+    files.check_run_file(out, record, write=False)  # other settings: refused before any load
     pair = load_pair(base, rl or None, mesh=mesh, dtype=settings.dtype)
     rows = read_rows(data)
     examples = encode_rows(
@@ -92,6 +92,7 @@ def _score(settings: ScoreSettings, out: Path, mesh) -> Path:
         max_length=settings.max_length,
         template=template,
     )
+    files.check_run_file(out, record, write=writer)  # recorded only once the inputs are valid
     batching = BatchSettings(
         settings.batch_size,
         settings.length_bucket,

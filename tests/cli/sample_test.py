@@ -82,7 +82,7 @@ def test_outputs_and_summary(tmp_path, inputs):
     # Each sample names its rendered prompt (a hash) and its extracted prediction, as dlogp-grade.
     hashes = {r["prompt_index"]: r["prompt_hash"] for r in rows}
     assert all(r["prompt_hash"] == hashes[r["prompt_index"]] for r in rows)
-    assert len(set(hashes.values())) == 6 and all(len(h) == 64 for h in hashes.values())
+    assert len(set(hashes.values())) == 6 and all(len(h) == 16 for h in hashes.values())
     graded_rows = [json.loads(x) for x in (graded / "graded.jsonl").read_text().splitlines()]
     assert [r["pred"] for r in rows if "answer" in r] == [g["pred"] for g in graded_rows]
     assert all(("pred" in r) == ("answer" in r) for r in rows)

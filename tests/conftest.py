@@ -14,14 +14,7 @@ os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-
-def _memory_maps() -> int:
-    """Memory mappings of this process (Linux; 0 elsewhere)."""
-    try:
-        with open("/proc/self/maps") as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
+from tests import tiers  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,9 +32,11 @@ def _release_compiled_programs():
     gc.collect()
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Print the mapping count at the end, so growth (a cache that is never released) is visible."""
-    terminalreporter.write_line(f"memory mappings at the end: {_memory_maps()}")
+def pytest_collection_modifyitems(config, items):
+    """Mark the second tier (tests/tiers.py) `slow`: README's test command runs `-m "not slow"`."""
+    for item in items:
+        if tiers.is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -56,10 +56,12 @@ scaled linearly to full depth (an upper-leaning estimate: no TPU-specific memory
       1 prompt x n=32 -> 8 seqs per chip, Lq = 512 + 20000:
       2 x 8 x Lq x 64 x 1 kv head x 128 x 2 x 2 B = 10.8                    paper 27.1, XLA 58.3
 
-The decode programs hold 2-4.5x their KV cache (XLA): the cache is repeated n times after the
-prefill and the layer scan emits a new stacked cache while reading the old one. Because the cache is
-allocated for the full Lq (no paging), the prompts per generation round (`rollout.gen_prompts`) are
-sized to it: 64 / 16 prompts instead of verl's 1536, with `max_gen_rounds` raised so the prompt
+The round sizes below were computed for the static decoder (multi-process rollouts used it until
+the paged engine ran on several processes; they now run paged, whose memory is `kv_pages`, and the
+sizes are kept until measured on a pod): its decode programs hold 2-4.5x their KV cache (XLA), the
+cache being repeated n times after the prefill and the layer scan emitting a new stacked cache
+while reading the old one. Because that cache is allocated for the full Lq, the prompts per
+generation round (`rollout.gen_prompts`) are sized to it: 64 / 16 prompts instead of verl's 1536, with `max_gen_rounds` raised so the prompt
 budget per step stays 10 x 1536. Dynamic sampling takes the first 512 informative groups in data
 order either way, but a step then runs many sequential decode loops of up to Lq steps: rollouts,
 not memory, bound these runs (docs/operators.md, "Known limits"). The 32B sampling preset uses a

@@ -139,6 +139,16 @@ def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, logical_to_spec(logical_axes, x.shape, mesh))
 
 
+def replicated(tree):
+    """Every leaf constrained to be whole on every device, under the mesh set with `jax.set_mesh`
+    (no-op without): what a multi-process host loop reads back with `jax.device_get`, since a
+    fully replicated array is readable on each process while a batch-sharded one is not."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return tree
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, P()), tree)
+
+
 def tree_shardings(mesh: Mesh, axes_tree, shapes_tree):
     """Maps a tree of logical-axes tuples and a matching tree of shapes to NamedShardings."""
     return jax.tree.map(

@@ -30,6 +30,7 @@ SLOW = {
     ),
     # -- several processes (tier 1: every single-process equality)
     "tests/cli/score_multiprocess_test.py::*": "two jax processes over gloo",
+    "tests/cli/sample_multiprocess_test.py::*": "two jax processes over gloo (paged engine)",
     "tests/launch/launch_test.py::test_cpu_multiprocess_*": "two jax processes over gloo",
     "tests/rl/trainer_test.py::test_one_device_mesh_and_two_processes_agree": "two processes",
     # -- sweeps: tier 1 keeps the first cases

@@ -33,6 +33,7 @@ import numbers
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from dlogp_jax.engine import rounds
 from dlogp_jax.engine.loop import EngineConfig, EngineStats, run_paged
@@ -99,29 +100,17 @@ def page_bytes(configs, page_size: int) -> int:
 
 
 def free_device_bytes() -> int | None:
-    """Free memory of the first local device (bytes_limit - bytes_in_use), None without stats."""
+    """Free memory of the first local device (bytes_limit - bytes_in_use), None without stats;
+    in a multi-process run the least over processes, so that every process sizes the same
+    engine (their host loops must run the same programs in lock-step)."""
     stats = jax.local_devices()[0].memory_stats()
-    if not stats or "bytes_limit" not in stats:
-        return None
-    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-
-
-def for_processes(choice: EngineChoice) -> EngineChoice:
-    """`choice`, or static in a multi-process run: the paged engine's host loop reads per-slot
-    arrays back, which needs every device local. Both give the same samples."""
-    if not choice.paged or jax.process_count() == 1:
-        return choice
-    return dataclasses.replace(choice, engine="static")
-
-
-def multi_process_note(choice: EngineChoice, prefix: str = "") -> str | None:
-    """The line a run logs when `for_processes` turns its paged engine into static, else None."""
-    if for_processes(choice) == choice:
-        return None
-    return (
-        f"{prefix}engine=paged runs in one process; {jax.process_count()} processes here: "
-        "decoding with engine=static (the same samples, in dense batches)."
-    )
+    free = -1
+    if stats and "bytes_limit" in stats:
+        free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    if jax.process_count() > 1:
+        every = np.asarray(multihost_utils.process_allgather(np.int64(free)))
+        free = -1 if (every < 0).any() else int(every.min())
+    return None if free < 0 else free
 
 
 @functools.lru_cache(maxsize=64)
@@ -203,7 +192,6 @@ def decode(
     """
     models = dict(spec=spec, config_base=config_base, params_rl=params_rl, config_rl=config_rl)
     args = (params_base, prompt_tokens, prompt_mask, prompt_index)
-    choice = for_processes(choice)
     if not choice.paged:
         return generate(*args, seed=seed, **models), None
     if engine is None:

@@ -195,14 +195,11 @@ class Host:
 
     def sync(self, state: EngineState, steps) -> None:
         """Reads the round's small results back and retires the slots that ended."""
-        small = (state.live, state.step, state.finish_reason, state.pages.seq_len)
-        small = (*small, state.pages.refcount, steps, state.peak_pages)
-        live, length, reason, seq_len, refcount, steps, peak = jax.device_get(small)
-        self.peak_pages = int(peak)
-        if (refcount < 0).any():
-            raise RuntimeError("engine page accounting: a page was released more than once.")
-        self.refcount, self.seq_len = np.array(refcount), np.array(seq_len)
-        self.num_steps += int(steps)
+        view = jax.device_get(_host_view(state, steps))
+        live, length, reason = view["live"], view["step"], view["finish_reason"]
+        self.peak_pages = int(view["peak_pages"])
+        self.read_pages(view)
+        self.num_steps += int(view["steps"])
         self.rounds += 1
         ended = [b for b, s in enumerate(self.slot_seq) if s is not None and not live[b]]
         restart = [b for b in ended if reason[b] == rounds.PREEMPTED]
@@ -215,7 +212,9 @@ class Host:
         self.preempted += len(restart)
         ended = [b for b in ended if b not in restart]
         if ended:
-            got = jax.device_get({k: v[np.asarray(ended)] for k, v in state.records.items()})
+            rows = np.full(pow2(len(ended)), self.engine.max_seqs, np.int32)  # few shapes
+            rows[: len(ended)] = ended
+            got = jax.device_get(_take_records(state, rows))
             for i, b in enumerate(ended):
                 p, j = self.slot_seq[b]
                 row = p * self.spec.n + j
@@ -223,3 +222,16 @@ class Host:
                     self.records[k][row] = v[i]
                 self.length[row], self.reason[row] = length[b], reason[b]
                 self.slot_seq[b] = None
+
+    def read_pages(self, view: dict | None = None, state: EngineState | None = None) -> None:
+        """Takes the device's page reference counts and lengths (from `view`, or read from
+        `state`)."""
+        if view is None:
+            view = jax.device_get(_host_view(state, np.int32(0)))
+        if (view["refcount"] < 0).any():
+            raise RuntimeError("engine page accounting: a page was released more than once.")
+        self.refcount, self.seq_len = np.array(view["refcount"]), np.array(view["seq_len"])
+
+
+_host_view = jax.jit(rounds.host_view)
+_take_records = jax.jit(rounds.take_records)

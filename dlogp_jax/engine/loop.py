@@ -185,7 +185,7 @@ def run_paged(
         running = sum(s is not None for s in host.slot_seq)
         if not running and host.queue and len(host.holders) > 1:
             state = _drop(state, host.drop_holders())
-            host.refcount = np.array(jax.device_get(state.pages.refcount))
+            host.read_pages(state=state)
             continue
         if not running:
             break

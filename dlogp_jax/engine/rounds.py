@@ -29,7 +29,7 @@ from dlogp_jax.engine import adapter, pages
 from dlogp_jax.engine.attention import PagedBatch, kernel_for_platform, make_attend
 from dlogp_jax.engine.pages import PageState, Pool
 from dlogp_jax.model import transformer
-from dlogp_jax.sharding import constrain
+from dlogp_jax.sharding import constrain, replicated
 
 PREEMPTED = 4  # engine-internal finish reason: re-queued by the host, never in an output
 
@@ -281,3 +281,26 @@ def run_round(params, state: EngineState, knobs, *, configs, spec, round_steps, 
     cond = lambda c: (c[0] < round_steps) & jnp.any(c[1].live)
     steps, state = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))
     return state, steps
+
+
+def host_view(state: EngineState, steps) -> dict:
+    """The small per-slot arrays the host reads after a round, replicated so that every process
+    reads them whole: live, step (lengths), finish_reason, seq_len [B]; refcount [P]; steps and
+    peak_pages []."""
+    return replicated(
+        dict(
+            live=state.live,
+            step=state.step,
+            finish_reason=state.finish_reason,
+            seq_len=state.pages.seq_len,
+            refcount=state.pages.refcount,
+            steps=steps,
+            peak_pages=state.peak_pages,
+        )
+    )
+
+
+def take_records(state: EngineState, rows) -> dict:
+    """The records of slots `rows` [E] (indices >= B: padding, clipped), replicated: the host
+    pads E to a power of 2, so the program compiles for a few sizes only."""
+    return replicated({k: jnp.take(v, rows, axis=0, mode="clip") for k, v in state.records.items()})

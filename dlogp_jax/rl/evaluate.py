@@ -61,7 +61,6 @@ def evaluate(
     """
     reward_for = reward_for or (lambda source: "accuracy")
     samples, lengths, timeouts = {}, [], 0
-    engine = engines.for_processes(engine)  # multi-process: static batches of batch_prompts
     batch_prompts = len(prompts) if engine.paged else batch_prompts
     for idx, real in fixed_batches(range(len(prompts)), batch_prompts):
         _, _, _, tokens, length = generate_round(
@@ -74,6 +73,7 @@ def evaluate(
             tp=tp,
             mesh=mesh,
             engine=engine,
+            shared=True,  # every process evaluates the same prompts
         )
         rows = real * spec.n  # response rows of the real prompts (rows g*n + j)
         texts = [

@@ -132,6 +132,7 @@ def generate_round(
     tp: int,
     mesh,
     engine: engines.EngineChoice = engines.DEFAULT,
+    shared: bool = False,
 ):
     """Samples spec.n responses for this process's prompts `idx`; returns gathered host arrays.
 
@@ -143,19 +144,28 @@ def generate_round(
       tp: Tp, the prompt length bucket (left padding). mesh: the device mesh.
       engine: the decoder (paged by default; sized once per process for Tp and G·n sequences,
         so every round reuses one compiled engine) or static. Both give the same responses.
+        Multi-process, every process's paged host loop runs the same queue (all G prompts).
+      shared: `idx` is the same on every process (evaluation): the rows are not gathered, so
+        they are decoded once, not once per process.
     Returns:
       (all processes' prompt indices [G], prompt tokens [G, Tp], prompt mask [G, Tp],
       responses [G*n, M], lengths [G*n]) as NumPy, identical on every process.
     """
     tokens, mask = left_pad([prompts[i].ids for i in idx], spec.pad_id, buckets=(tp,))
-    engine = engines.for_processes(engine)  # multi-process: static, on the global arrays
     local = (tokens, mask, np.asarray(idx, np.int32))
-    args = [_global(a, mesh) for a in local]
+    if shared:  # every process holds the same prompts: nothing to gather
+        args = [place(a, mesh) for a in local]
+        everyone = local
+    else:
+        args = [_global(a, mesh) for a in local]
+        everyone = gather_to_host(tuple(args))
     with jax.set_mesh(mesh):
         out, _ = engines.decode(
             engine,
             params,
-            *(local if engine.paged else args),  # the engine's host loop takes host arrays
+            # the paged engine's host loop takes host arrays: every process runs the same loop
+            # over all processes' prompts; the static decoder takes the global arrays
+            *(everyone if engine.paged else args),
             spec=spec,
             config_base=config,
             seed=seed,
@@ -163,7 +173,7 @@ def generate_round(
             prefix="rollout.",
         )
     out = gather_to_host({"tokens": out.tokens, "length": out.length})
-    all_tokens, all_mask, all_idx = gather_to_host(tuple(args))
+    all_tokens, all_mask, all_idx = everyone
     return all_idx, all_tokens, all_mask, out["tokens"], out["length"]
 
 

@@ -114,9 +114,6 @@ def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
         template=template,
     )
     choice = engines.choice_of(settings)
-    if note := engines.multi_process_note(choice):
-        logging.warning(note)
-    choice = engines.for_processes(choice)
     engine = _engine_config(choice, pair, spec, settings, prompts)  # budget errors: before work
     run = _Run(settings, pair, prompts, mesh, choice, engine)
     with Grader(workers=settings.grader_workers) as grader:

@@ -56,8 +56,6 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
     workdir = Path(settings.workdir)
     check_checkpoint_dir(settings.init_from, "init_from")
     mesh = runtime.init_runtime(settings.mesh, settings.distributed)  # no model loaded yet
-    if note := engines.multi_process_note(engines.choice_of(settings.rollout), "rollout."):
-        logging.warning(note)
     with (
         files.locked(workdir, field="workdir") if runtime.is_writer() else contextlib.nullcontext()
     ):

@@ -113,14 +113,21 @@ def test_auto_sizes(monkeypatch):
     assert many.max_seqs == 64 and many.num_pages == 64  # the CPU cap of auto max_seqs
 
 
-def test_multi_process_runs_decode_static(monkeypatch):
-    """The engine's host loop needs every device local: with 2 processes the choice turns static
-    (the same samples), and the run has a line to log."""
-    assert choice.for_processes(choice.DEFAULT) == choice.DEFAULT
-    assert choice.multi_process_note(choice.DEFAULT) is None
+def test_auto_budget_is_the_least_free_memory_of_all_processes(monkeypatch):
+    """Every process must size the same engine (their host loops run in lock-step): the auto
+    budget takes the least free memory over processes, and none where one has no stats."""
+    device = choice.jax.local_devices()[0]
     monkeypatch.setattr(choice.jax, "process_count", lambda: 2)
-    assert choice.for_processes(choice.DEFAULT).engine == "static"
-    note = choice.multi_process_note(choice.DEFAULT, "rollout.")
-    assert note.startswith("rollout.engine=paged runs in one process; 2 processes here")
-    static = choice.EngineChoice(engine="static")
-    assert choice.for_processes(static) is static
+    monkeypatch.setattr(
+        type(device), "memory_stats", lambda self: {"bytes_limit": 100, "bytes_in_use": 10}
+    )
+    gathered = []
+
+    def allgather(x):
+        gathered.append(int(x))
+        return np.asarray([int(x), 70])
+
+    monkeypatch.setattr(choice.multihost_utils, "process_allgather", allgather)
+    assert choice.free_device_bytes() == 70 and gathered == [90]
+    monkeypatch.setattr(choice.multihost_utils, "process_allgather", lambda x: np.asarray([x, -1]))
+    assert choice.free_device_bytes() is None

@@ -9,6 +9,7 @@ import struct
 import huggingface_hub
 import pytest
 
+from dlogp_jax import toy
 from dlogp_jax.cli import train as train_cli
 from dlogp_jax.rl import metric_tags
 from dlogp_jax.runs import services
@@ -49,8 +50,8 @@ def _leveldb_records(path):
     return out
 
 
-def _wandb_history(run_dir) -> tuple[str, dict[int, dict[str, float]]]:
-    """(run id, {step: {key: value}}) of an offline W&B run directory's history records."""
+def _wandb_history(run_dir) -> tuple[tuple[str, str, str], dict[int, dict[str, float]]]:
+    """((run id, project, name), {step: {key: value}}) of an offline W&B run directory."""
     from wandb.proto import wandb_internal_pb2
 
     (path,) = run_dir.glob("run-*.wandb")
@@ -60,7 +61,7 @@ def _wandb_history(run_dir) -> tuple[str, dict[int, dict[str, float]]]:
         record.ParseFromString(blob)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run_id = record.run.run_id
+            run_id = (record.run.run_id, record.run.project, record.run.display_name)
         elif kind == "history":
             row = {
                 i.key or "/".join(i.nested_key): json.loads(i.value_json)
@@ -93,12 +94,15 @@ def test_wandb_offline_and_tensorboard_get_the_namespaced_metrics(tmp_path, monk
     config = _config(workdir, total_steps=1)
     config.logging.wandb = True
     config.logging.wandb_project = "dlogp_test"
+    eval_data = tmp_path / "eval.jsonl"
+    eval_data.write_text("".join(json.dumps(r) + "\n" for r in toy.toy_task_rows(2, seed=1)))
+    config.eval.update(data=str(eval_data), every=1, n=2)  # at step 0 and after every step
     train_cli.run(config)
     config.total_steps = 2  # resume: the same W&B run continues
     train_cli.run(config)
 
     rows = _metrics(workdir)
-    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["step"] for r in rows] == [0, 1, 2]  # step 0: the evaluation before training
     expected = _expected(rows)
     assert not [t for s in expected.values() for t in s if t.startswith(metric_tags.OTHER)]
     for tag in ("actor/loss", "actor/grad_norm", "actor/lr", "actor/entropy"):
@@ -107,15 +111,18 @@ def test_wandb_offline_and_tensorboard_get_the_namespaced_metrics(tmp_path, monk
         assert tag in expected[1], tag
     for tag in ("rollout/reward_mean", "rollout/groups_kept", "timing/step", "timing/update"):
         assert tag in expected[1], tag
+    assert {"eval/accuracy", "eval/pass_at_2", "eval/maj_at_2"} <= set(expected[0]) & set(
+        expected[2]
+    )
 
     runs = sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2  # one directory per session, one run id
     (first_id, first), (second_id, second) = map(_wandb_history, runs)
     run_id = (workdir / services.RUN_ID_FILE).read_text().strip()
-    assert first_id == second_id == run_id
-    assert sorted(first) == [1] and sorted(second) == [2]
+    assert first_id == second_id == (run_id, "dlogp_test", "run")  # name: the workdir's
+    assert sorted(first) == [0, 1] and sorted(second) == [2]
     tb = _tensorboard_scalars(workdir / "tb")
-    assert sorted(tb) == [1, 2]
+    assert sorted(tb) == [0, 1, 2]
     for step, scalars in expected.items():
         assert {**first, **second}[step] == scalars  # W&B keeps metrics.jsonl's float64 values
         assert tb[step] == pytest.approx(scalars, rel=1e-6)  # float32 in the event file

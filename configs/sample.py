@@ -5,6 +5,7 @@ base/RL pair (docs/method.md §2, §3).
       --config.mode=extrapolate --config.criterion=dlogp --config.threshold=-0.3 --config.gamma=0.05
   dlogp-sample --config=configs/sample.py:demo      # tiny checkpoints + prompts built on the spot
   dlogp-sample --config=configs/sample.py:paper     # the official run's sampling settings
+  dlogp-sample --config=sample:demo --config.thresholds=-0.3,-0.5 --config.gammas=0,0.1  # a sweep
 """
 
 import ml_collections
@@ -30,6 +31,10 @@ def get_config(arg=None):
     c.criterion = "dlogp"
     c.threshold = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
     c.gamma = 0.0  # γ of π_RL^(1+γ) / π_base^γ (0 = the RL model; the paper: 0.05-0.1)
+    # A τ/γ sweep in one process (one model load, one compile): every pair of these lists, each
+    # in out/points/tau=τ_gamma=γ/ with out/sweep.md as the table; "" = the single value above.
+    c.thresholds = ""  # e.g. "-0.2,-0.3,-0.5"
+    c.gammas = ""  # e.g. "0,0.05,0.1"
     c.faithful = False  # the official top-K approximation instead of the exact full vocabulary
     c.faithful_top_k = 50  # K of faithful mode (50 in the official runs)
 

@@ -39,6 +39,14 @@ SLOW = {
     "tests/engine/engine_test.py::test_modes_match_static[extrapolate_all_faithful]": "sweep",
     "tests/engine/engine_test.py::test_every_criterion[*]": "criterion sweep (tier 1: dlogp)",
     "tests/engine/engine_test.py::test_page_sizes_and_rounds[page16_all_slots]": "sweep",
+    "tests/model/splash_test.py::test_forward_and_gradients_match_xla_attention": (
+        "splash forward/backward in interpret mode (~30 s; tier 1 runs the same kernel forward "
+        "and backward through the transformer)"
+    ),
+    "tests/engine/distribution_test.py::*": (
+        "6,000 samples through the engine's forked prompt pages (~80 s; tier 1 tests the same "
+        "step functions' distributions in tests/sampling/steps_test.py)"
+    ),
     "tests/engine/accounting_test.py::test_pages_free_after_run_and_shared_pages_counted": (
         "page accounting over a long run (tier 1: tests/engine/pages_test.py)"
     ),

@@ -8,16 +8,20 @@ keys by cache index, so its cost follows the live length W·Z (bucketed by the c
 longest possible sequence. It runs on CPU, in tests and for prefill chunks. Decode steps on GPU
 and TPU run JAX's Pallas kernels on the same page layout (`kernel_decode_attention`:
 `pallas.ops.gpu.paged_attention`, `pallas.ops.tpu.paged_attention`), selected by platform
-(`kernel_for_platform`); the GPU kernel's wiring is tested on CPU in Pallas interpret mode.
+(`kernel_for_platform`), inside `shard_map` under a mesh; the GPU kernel's wiring is tested on CPU
+in Pallas interpret mode, on one device and on the 8-device mesh.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
+from dlogp_jax import sharding
 from dlogp_jax.engine.pages import Pool
 from dlogp_jax.model import layers
 from dlogp_jax.types import Array, Float, Int
@@ -111,7 +115,29 @@ def kernel_decode_attention(
       interpret: run the GPU kernel in Pallas interpret mode (CPU tests).
     Returns:
       [B, N, H] in q.dtype.
+
+    Under a mesh the kernel runs in `shard_map`: rows over the batch axes, kv heads (and their
+    query heads) over the tensor axis, every page of the pool on each row shard (the pool is
+    sharded by kv heads only, `pages.POOL_AXES`). A Pallas call left to the partitioner would
+    gather the whole layer's pool onto every device.
     """
+    local = functools.partial(_kernel_local, kernel=kernel, interpret=interpret)
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return local(q, k_pages, v_pages, table, lengths)
+    rows = sharding.logical_to_spec(("act_batch",), table.shape[:1], mesh)[0]
+    heads = sharding.logical_to_spec(("act_kv_heads",), k_pages.shape[:1], mesh)[0]
+    pages = P(heads, None, None, None)
+    return jax.shard_map(
+        local,
+        in_specs=(P(rows, heads, None), pages, pages, P(rows, None), P(rows)),
+        out_specs=P(rows, heads, None),
+        check_vma=False,
+    )(q, k_pages, v_pages, table, lengths)
+
+
+def _kernel_local(q, k_pages, v_pages, table, lengths, *, kernel: str, interpret: bool):
+    """`kernel_decode_attention` on one device's rows and heads."""
     table = jnp.maximum(table, 0)
     w = table.shape[1]  # a power of 2 (the host's width buckets)
     splits = min(16, w)  # the GPU kernel splits each row's pages into k_splits equal parts

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlogp_jax.model import splash
 from dlogp_jax.model.config import RopeConfig
 
 NEG_INF = -0.7 * float(np.finfo(np.float32).max)  # finite: fully masked rows stay NaN-free
@@ -78,7 +79,9 @@ def attention(
     diagonal, which `mask` hides anyway, are never computed (about half the score FLOPs at long
     T; a masked key adds exactly 0 to the softmax, so the result is the same up to summation
     order). On GPU the causal case runs JAX's fused `jax.nn.dot_product_attention` (cuDNN
-    flash attention), falling back to this XLA path where cuDNN refuses the inputs (fp32).
+    flash attention), falling back to this XLA path where cuDNN refuses the inputs (fp32); on
+    TPU it runs the splash-attention kernel (`model.splash`), which takes the key padding from
+    the causal mask's last row (the mask `transformer` builds: causal and onto real tokens).
 
     Args:
       q: [B, T, N, H] queries (RoPE applied).
@@ -91,10 +94,15 @@ def attention(
     """
     b, t, n, h = q.shape
     causal = causal and k.shape[1] == t
-    if causal and jax.default_backend() == "gpu":
+    kernel = dense_kernel() if causal else None
+    if kernel == "cudnn":
         fused = fused_attention(q, k, v, mask)
         if fused is not None:
             return fused
+    elif kernel == "splash":
+        # the causal mask's last row is the key padding (`transformer._attention_mask`)
+        interpret = jax.default_backend() != "tpu"
+        return splash.causal_attention(q, k, v, mask[:, -1, :], interpret=interpret)
     if t <= q_block:
         return _attention_block(q, k, v, mask)
     # Checkpointed: the backward pass recomputes each block's probabilities instead of storing all.
@@ -114,6 +122,12 @@ def attention(
     block = jax.checkpoint(lambda q_, m_: _attention_block(q_, k, v, m_))
     out = jax.lax.map(lambda a: block(a[0], a[1]), (qb, mb))
     return out.swapaxes(0, 1).reshape(b, t + pad, n, h)[:, :t]
+
+
+def dense_kernel() -> str | None:
+    """The fused kernel of causal self-attention on this backend: "cudnn" (GPU), "splash" (TPU)
+    or None (CPU: the blocked XLA path). Tests patch it to run splash in interpret mode."""
+    return {"gpu": "cudnn", "tpu": "splash"}.get(jax.default_backend())
 
 
 def fused_attention(q, k, v, mask, implementation: str | None = None) -> jax.Array | None:

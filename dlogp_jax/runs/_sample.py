@@ -16,12 +16,16 @@ extrapolation). Outputs in `settings.out`:
   run.json       the settings that determine the samples, and each session (versions, devices,
                  times); a re-run with the same `out` continues where it stopped (finished
                  prompts whose content is unchanged are kept), and refuses different settings.
+With `thresholds` / `gammas` the run is a τ/γ sweep (`runs._sweep`): the same outputs per point
+under `out/points/tau=<τ>_gamma=<γ>/`, one model load and one compile for the grid, and the
+combined table `out/sweep.md` / `out/sweep.json`.
 One run at a time holds `out` (`runs.files.locked`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import time
@@ -40,7 +44,7 @@ from dlogp_jax.engine import choice as engines
 from dlogp_jax.model.pair import ModelPair, load_pair
 from dlogp_jax.model.tokenizer import load_tokenizer, stop_token_ids
 from dlogp_jax.rl.rewards import Grader, answer_key
-from dlogp_jax.runs import files, runtime
+from dlogp_jax.runs import _sweep, files, runtime
 from dlogp_jax.runs.settings import SampleSettings
 from dlogp_jax.sampling import FINISH_REASONS, DecodeOutput, DecodeSpec, left_pad
 from dlogp_jax.sampling.batches import fixed_batches
@@ -72,12 +76,14 @@ RUN_FIELDS = (
 
 
 def sample(settings: SampleSettings) -> Path:
-    """Decodes every prompt of `settings.data` `settings.n` times (resuming a partial run).
+    """Decodes every prompt of `settings.data` `settings.n` times (resuming a partial run), once
+    per (threshold, gamma) point of a sweep.
 
     Returns:
       the output directory (on every process; only process 0 writes).
     Raises:
-      DataError: a bad row, unknown stop tokens, or `out` holding samples of other settings.
+      DataError: a bad row, unknown stop tokens, `out` holding samples of other settings, or a
+        sweep's `out` holding a single run (and the reverse).
       ValueError: bad decoding settings (DecodeSpec), or a KV page budget that cannot hold one
         sequence of the longest prompt (engine=paged), before any decoding.
     """
@@ -88,6 +94,8 @@ def sample(settings: SampleSettings) -> Path:
 
 
 def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
+    sweep = _sweep.is_sweep(settings)
+    _sweep.check_layout(out, sweep)  # before any model loads
     base, rl, data = settings.base, settings.rl, settings.data
     if settings.demo:
         base, rl, data = build_demo(out)
@@ -110,6 +118,39 @@ def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
         logging.warning(note)
     choice = engines.for_processes(choice)
     engine = _engine_config(choice, pair, spec, settings, prompts)  # budget errors: before work
+    run = _Run(settings, pair, prompts, mesh, choice, engine)
+    with Grader(workers=settings.grader_workers) as grader:
+        if not sweep:
+            _sample_point(run, spec, out, record, grader)
+            return out
+        points = _sweep.grid(settings)
+        for k, (threshold, gamma) in enumerate(points):  # one load, one compile (traced τ, γ)
+            logging.info(
+                "sweep point %d/%d: threshold=%r gamma=%r", k + 1, len(points), *(threshold, gamma)
+            )
+            point = dict(record, threshold=threshold, gamma=gamma)
+            where = _sweep.point_dir(out, threshold, gamma)
+            _sample_point(run, spec.replace(threshold=threshold, gamma=gamma), where, point, grader)
+            if runtime.is_writer():
+                _sweep.write_summary(out, record, points)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every point of a run shares: the loaded pair, the prompts and the decoder."""
+
+    settings: SampleSettings
+    pair: ModelPair
+    prompts: list[Prompt]
+    mesh: Any
+    choice: Any  # engine.choice.EngineChoice
+    engine: Any  # the paged engine's sizes, None for static
+
+
+def _sample_point(run: _Run, spec: DecodeSpec, out: Path, record: dict, grader) -> None:
+    """Decodes the prompts not yet done in `out` with `spec`; writes samples and summary."""
+    settings, prompts = run.settings, run.prompts
     writer = runtime.is_writer()
     files.check_run_file(out, record, write=writer)
     samples_file = out / "samples.jsonl"
@@ -119,18 +160,15 @@ def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
         outputs.write_jsonl(samples_file, [r for p in sorted(done) for r in done[p]])
     logging.info("%d prompts, %d already done, %d to decode", len(prompts), len(done), len(todo))
     stats = []
-    bar = tqdm(
-        total=len(todo), unit="prompt", desc=f"sampling ({settings.mode})", disable=not writer
-    )
+    bar = tqdm(total=len(todo), unit="prompt", desc=_bar_title(settings, spec), disable=not writer)
     generated, start = 0, time.perf_counter()
-    run = files.session(out, {**record, "tool": "sample"}, write=writer)
-    with run, Grader(workers=settings.grader_workers) as grader:
+    with files.session(out, {**record, "tool": "sample"}, write=writer):
         for batch, real in fixed_batches(todo, settings.batch_prompts):
-            if engine is not None:  # the engine queues just the real prompts: no repeats
+            if run.engine is not None:  # the engine queues just the real prompts: no repeats
                 batch = batch[:real]
-            result, batch_stats = _decode(pair, batch, spec, settings, mesh, choice, engine)
+            result, batch_stats = _decode(run, batch, spec)
             stats += [batch_stats] if batch_stats else []
-            rows = sample_rows(result, batch, pair.tokenizer, grader)[: real * settings.n]
+            rows = sample_rows(result, batch, run.pair.tokenizer, grader)[: real * settings.n]
             generated += sum(r["length"] for r in rows)
             if writer:
                 files.append_jsonl(samples_file, rows)
@@ -143,12 +181,20 @@ def _sample(settings: SampleSettings, out: Path, mesh) -> Path:
                 settings=record, new_tokens=generated, seconds=time.perf_counter() - start
             )
             summary["cache_full"] = summary["finish_reasons"].get("cache_full", 0)
-            summary["engine"] = {"kind": choice.engine, **engines.stats_summary(stats, engine)}
+            summary["engine"] = {
+                "kind": run.choice.engine,
+                **engines.stats_summary(stats, run.engine),
+            }
             summary["tokens_per_second"] = generated / max(summary["seconds"], 1e-9)
             outputs.write_json(out / "summary.json", summary)
             keys = ("accuracy", "mean_length", "replacement_rate")
             logging.info("wrote %s: %s", out, {k: summary.get(k) for k in keys})
-    return out
+
+
+def _bar_title(settings: SampleSettings, spec: DecodeSpec) -> str:
+    if not _sweep.is_sweep(settings):
+        return f"sampling ({settings.mode})"
+    return f"sampling ({settings.mode} τ={spec.threshold!r} γ={spec.gamma!r})"
 
 
 def prompt_hash(prompt: Prompt) -> str:
@@ -191,17 +237,18 @@ def _engine_config(choice, pair: ModelPair, spec: DecodeSpec, settings, prompts:
     )
 
 
-def _decode(pair: ModelPair, batch: list[Prompt], spec: DecodeSpec, settings, mesh, choice, engine):
-    """One batch of prompts through the run's decoder (`engine`: the paged sizes or None), gathered
-    to host arrays.
+def _decode(run: _Run, batch: list[Prompt], spec: DecodeSpec):
+    """One batch of prompts through the run's decoder (the paged sizes or static), gathered to
+    host arrays.
 
     Returns:
       (DecodeOutput of host arrays, EngineStats of a paged call or None).
     """
+    pair, settings = run.pair, run.settings
     tokens, mask = left_pad([p.ids for p in batch], spec.pad_id, settings.prompt_buckets)
-    with jax.set_mesh(mesh):
+    with jax.set_mesh(run.mesh):
         result, stats = engines.decode(
-            choice,
+            run.choice,
             pair.params_base,
             tokens,
             mask,
@@ -211,7 +258,7 @@ def _decode(pair: ModelPair, batch: list[Prompt], spec: DecodeSpec, settings, me
             params_rl=pair.params_rl,
             config_rl=pair.config_rl,
             seed=settings.seed,
-            engine=engine,
+            engine=run.engine,
         )
     return gather_to_host(result), stats
 

@@ -122,6 +122,15 @@ def reward_names() -> list[str]:
     return sorted(REWARDS) + ["accuracy"]
 
 
+def _float_list(value) -> tuple[float, ...] | None:
+    """(-0.2, -0.3) from "-0.2,-0.3" or a sequence of numbers; None when it is neither."""
+    parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+    try:
+        return tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        return None
+
+
 def _int_list(value) -> tuple[int, ...] | None:
     """(64, 128) from "64,128" or a sequence of ints; None when it is neither."""
     parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
@@ -276,6 +285,10 @@ class SampleSettings:
     criterion: str = "dlogp"
     threshold: float = -0.3  # τ: dlogp fires at Δlog p <= τ; entropy/KL at >= τ; random at U < τ
     gamma: float = 0.0  # γ of π_RL^(1+γ) / π_base^γ
+    # A τ/γ sweep (runs._sweep): every (threshold, gamma) pair of these lists, one model load,
+    # each in out/points/; () = the single threshold / gamma. Also given as "-0.2,-0.3".
+    thresholds: tuple[float, ...] = ()
+    gammas: tuple[float, ...] = ()
     faithful: bool = False  # the official top-K approximation instead of the exact vocabulary
     faithful_top_k: int = 50
     temperature: float = 1.0  # 0 = greedy
@@ -317,7 +330,35 @@ class SampleSettings:
             )
         else:
             object.__setattr__(self, "prompt_buckets", buckets)
-        _raise(problems)
+        _raise(problems + _sweep_problems(self))
+
+
+def _sweep_problems(s: SampleSettings) -> list[str]:
+    """The sweep lists parsed in place; refused where the mode ignores them (a sweep of identical
+    runs), or with repeated, non-finite or unparsable values."""
+    problems = []
+    uses = {
+        "thresholds": s.mode in ("replace", "extrapolate") and s.criterion not in ("all", "none"),
+        "gammas": s.mode in ("extrapolate", "extrapolate_all"),
+    }
+    needs = {
+        "thresholds": "mode=replace|extrapolate with a criterion other than all/none",
+        "gammas": "mode=extrapolate|extrapolate_all",
+    }
+    for name in ("thresholds", "gammas"):
+        values = _float_list(getattr(s, name))
+        if values is None or not all(math.isfinite(v) for v in values):
+            problems.append(f"{name}={getattr(s, name)!r}: give finite numbers, e.g. '-0.2,-0.3'.")
+        elif len(set(values)) != len(values):
+            problems.append(f"{name}={getattr(s, name)!r}: a value is repeated.")
+        elif values and not uses[name]:
+            problems.append(
+                f"{name}={getattr(s, name)!r}: mode={s.mode!r} criterion={s.criterion!r} does "
+                f"not use it; a sweep over it needs {needs[name]}."
+            )
+        else:
+            object.__setattr__(s, name, values)
+    return problems
 
 
 def _decoding_problems(s: SampleSettings) -> list[str]:

@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlogp_jax import sharding
 from dlogp_jax.engine import PagedBatch, allocate, init_pages, paged_attention, release_rows
-from dlogp_jax.engine.attention import write_layer
+from dlogp_jax.engine.attention import kernel_decode_attention, write_layer
 from dlogp_jax.engine.pages import Pool, add_refs, copy_pages
 from dlogp_jax.model import layers
 
@@ -79,8 +80,6 @@ def test_pallas_gpu_decode_kernel_wiring_in_interpret_mode():
     pool layout equals the reference gather, for one new token per row (GQA, partial pages).
     The TPU kernels (`pallas.ops.tpu.paged_attention`, `ragged_paged_attention`) have no
     interpret mode in jax 0.10.2, so their wiring runs only on a TPU."""
-    from dlogp_jax.engine.attention import kernel_decode_attention
-
     rng = np.random.default_rng(2)
     pool = _pool(rng, num_pages=9, page_size=4, h=16)
     table = jnp.asarray([[3, 0, 6, -1], [5, 1, 2, 8]], jnp.int32)
@@ -97,4 +96,26 @@ def test_pallas_gpu_decode_kernel_wiring_in_interpret_mode():
         kernel="gpu",
         interpret=True,
     )
+    np.testing.assert_allclose(got, want[:, 0], atol=1e-5)
+
+
+def test_pallas_decode_kernel_in_shard_map_on_the_mesh():
+    """The kernel inside `shard_map` (rows over data x fsdp, kv heads over tensor) equals the
+    reference gather: each device attends its rows' pages of its kv heads."""
+    rng = np.random.default_rng(3)
+    pool = _pool(rng, num_pages=11, page_size=4, h=16)
+    table = jnp.asarray([[3, 0, 6, -1], [5, 1, 2, 8], [10, -1, -1, -1], [7, 4, 9, 0]], jnp.int32)
+    query_index = jnp.asarray([[9], [14], [2], [15]], jnp.int32)
+    q = jnp.asarray(rng.normal(size=(4, 1, 4, 16)), jnp.float32)
+    want = paged_attention(q, pool, 0, table, query_index)
+    mesh = sharding.make_mesh("data:2,fsdp:2,tensor:2")
+
+    def kernel(q, k, v, table, lengths):
+        return kernel_decode_attention(q, k, v, table, lengths, kernel="gpu", interpret=True)
+
+    with jax.set_mesh(mesh):
+        args = (q[:, 0], pool.k[0], pool.v[0], table, query_index[:, 0] + 1)
+        lowered = jax.jit(kernel).lower(*args).as_text()
+        got = jax.jit(kernel)(*args)
+    assert "sdy.manual_computation" in lowered or "shard_map" in lowered
     np.testing.assert_allclose(got, want[:, 0], atol=1e-5)

@@ -12,6 +12,7 @@ import pytest
 
 from dlogp_jax import runs, toy
 from dlogp_jax.engine import choice
+from tests.runs.sampling import build_inputs, read_run, settings
 
 LOGS = ("logp_base", "logp_rl", "dlogp")
 TIMING = ("seconds", "tokens_per_second", "engine")
@@ -19,36 +20,11 @@ TIMING = ("seconds", "tokens_per_second", "engine")
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    base, rl = toy.build_pair(root, seed=3)
-    # 5 prompts of 5, 6, 1, 19 and 5 tokens (characters), 4 with answers
-    texts = ["1+1=?", "Say 7.", "x", "What is 12+30 then?", "9-4=?"]
-    rows = [{"prompt": t, "answer": str(i)} for i, t in enumerate(texts[:4])]
-    rows.append({"prompt": texts[4]})
-    data = root / "p.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return base, rl, data
+    return build_inputs(tmp_path_factory.mktemp("inputs"))
 
 
 def _sample(inputs, out, **kw):
-    base, rl, data = inputs
-    fields = dict(
-        base=str(base),
-        rl=str(rl),
-        data=str(data),
-        out=str(out),
-        threshold=-0.5,
-        gamma=0.2,
-        max_new_tokens=10,
-        n=3,
-        batch_prompts=2,  # 3 calls, the last one partial
-        grader_workers=0,
-        chat_template=False,
-    )
-    fields.update(kw)
-    out = runs.sample(runs.SampleSettings(**fields))
-    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
-    return rows, json.loads((out / "summary.json").read_text())
+    return read_run(runs.sample(settings(inputs, out, **kw)))
 
 
 def _assert_close(a, b, path="summary"):

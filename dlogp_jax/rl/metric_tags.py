@@ -69,7 +69,8 @@ def tag(key: str) -> str:
 
 def tagged_scalars(metrics: Mapping[str, object]) -> dict[str, float]:
     """{tag: value} of one step's numeric metrics, without `step` (the x-axis) and without
-    non-numbers (TensorBoard and W&B scalars take numbers; NaN stays: a NaN loss is worth seeing)."""
+    non-numbers (TensorBoard and W&B scalars take numbers; NaN stays: a NaN loss is worth
+    seeing)."""
     return {
         tag(k): float(v)
         for k, v in metrics.items()

@@ -71,22 +71,30 @@ def open_wandb(
       config: the run's settings (nested dicts), shown as the W&B run's config.
     Returns:
       the `wandb` Run (`.log(dict, step=)`, `.finish(exit_code=)`).
+    Raises:
+      ValueError: wandb.init failed (one line: e.g. online without a login).
     """
     import wandb  # optional dependency: the settings checked that it imports
 
     id_file = workdir / RUN_ID_FILE
     run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
     id_file.write_text(run_id + "\n")
-    return wandb.init(
-        project=project,
-        entity=entity or None,
-        name=run_name or workdir.resolve().name,
-        mode=mode,
-        id=run_id,
-        resume="allow",
-        dir=os.environ.get("WANDB_DIR") or str(workdir),
-        config=dict(config),
-    )
+    try:
+        return wandb.init(
+            project=project,
+            entity=entity or None,
+            name=run_name or workdir.resolve().name,
+            mode=mode,
+            id=run_id,
+            resume="allow",
+            dir=os.environ.get("WANDB_DIR") or str(workdir),
+            config=dict(config),
+        )
+    except (wandb.errors.Error, OSError) as e:
+        raise ValueError(
+            f"logging.wandb_mode={mode!r}: wandb.init failed ({_first_line(e)}); log in with "
+            "`wandb login` (or WANDB_API_KEY), or use --config.logging.wandb_mode=offline."
+        ) from None
 
 
 def wandb_sink(run) -> Callable[[dict[str, float], int], None]:
@@ -114,10 +122,14 @@ def upload_export(folder: Path, *, repo: str, private: bool, log: Callable[[str]
             repo_id=repo, folder_path=str(folder), commit_message=f"dlogp-train export {folder}"
         )
     except (OSError, ValueError) as e:  # HTTP errors are OSErrors; a bad repo id a ValueError
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(
-            f"hub_repo={repo!r}: the upload of {folder} failed ({first}); the export is complete "
-            f"there: retry with `hf upload {repo} {folder}`."
+            f"hub_repo={repo!r}: the upload of {folder} failed ({_first_line(e)}); the export is "
+            f"complete there: retry with `hf upload {repo} {folder}`."
         ) from None
     log(f"uploaded {folder} to {url}")
     return str(url)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

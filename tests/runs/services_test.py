@@ -9,10 +9,10 @@ import struct
 import huggingface_hub
 import pytest
 
-from dlogp_jax import toy
+from dlogp_jax import runs, toy
 from dlogp_jax.cli import train as train_cli
 from dlogp_jax.rl import metric_tags
-from dlogp_jax.runs import services
+from dlogp_jax.runs import _train, services
 from tests.cli.configs import get_config
 
 
@@ -31,7 +31,8 @@ def _expected(rows: list[dict]) -> dict[int, dict[str, float]]:
 
 def _leveldb_records(path):
     """The records of a W&B `.wandb` file: a 7-byte `:W&B` header, then LevelDB log blocks of
-    32 KiB, each record a 7-byte header (crc32, length, type 1 full / 2 first / 3 middle / 4 last)."""
+    32 KiB, each record a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last).
+    The CRCs are not checked: wandb wrote the file a moment ago."""
     data = path.read_bytes()
     assert data[:4] == b":W&B"
     pos, block, out, part = 7, 32768, [], b""
@@ -127,6 +128,26 @@ def test_wandb_offline_and_tensorboard_get_the_namespaced_metrics(tmp_path, monk
         assert {**first, **second}[step] == scalars  # W&B keeps metrics.jsonl's float64 values
         assert tb[step] == pytest.approx(scalars, rel=1e-6)  # float32 in the event file
     assert "loss" not in tb[1]  # flat keys stay in metrics.jsonl only
+
+
+def test_only_process_zero_opens_a_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(_train.runtime, "is_writer", lambda: False)
+    monkeypatch.setattr(services, "open_wandb", lambda *a, **kw: pytest.fail("opened"))
+    settings = runs.TrainSettings(toy_task=True, logging=runs.LoggingSettings(wandb=True))
+    with _train._wandb_run(settings, tmp_path) as run:
+        assert run is None
+
+
+def test_wandb_init_failure_is_one_line(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+
+    def init(**kw):
+        raise wandb.errors.UsageError("api_key not configured (no-tty).\ncall wandb.login")
+
+    monkeypatch.setattr(wandb, "init", init)
+    kw = dict(project="p", entity="", run_name="", mode="online", config={})
+    with pytest.raises(ValueError, match=r"failed \(api_key not configured \(no-tty\)\.\); log in"):
+        services.open_wandb(tmp_path, **kw)
 
 
 def test_wandb_missing_is_one_line_before_any_work(tmp_path, monkeypatch):

@@ -7,10 +7,11 @@ One training step (docs/method.md §4, verl's DAPO recipe):
   3. old policy: one forward pass of the training model gives log π_θold (and entropy) of every
      response token; token weights w = f(p_old) multiply the advantages (constant for the step);
   4. the batch is split into `mini_batches` shuffled-in-order mini-batches, one AdamW update each.
-Metrics go to `metrics.jsonl` (flat keys) and TensorBoard (the namespaced tags of metric_tags.py, as
-does the optional `RunContext.scalar_sink`, e.g. Weights & Biases); checkpoints (orbax, async, keep-last-K, and on SIGTERM)
-and HF exports of the policy go to the work directory. A resumed run continues identically: the
-generation seeds derive from (seed, step, round), and the data iterator state is checkpointed.
+Metrics go to `metrics.jsonl` (flat keys), TensorBoard and the optional `RunContext.scalar_sink`
+(Weights & Biases), both under the namespaced tags of metric_tags.py; checkpoints (orbax, async,
+keep-last-K, and on SIGTERM) and HF exports of the policy go to the work directory. A resumed run
+continues identically: the generation seeds derive from (seed, step, round), and the data iterator
+state is checkpointed.
 
 Deviations from the official code (docs/method.md §6): see dapo_loss.py (exact token mean);
 generation uses our sampler (exact, full vocabulary) instead of vLLM; p_old comes from this model's
@@ -457,7 +458,7 @@ def _scalars(out: _MetricsLog, metrics: dict, step: int) -> None:
 
 
 def _log_step(metrics: dict, out: _MetricsLog) -> None:
-    """Appends one step's metrics (jsonl + TensorBoard + sink) and logs a progress line every log_every."""
+    """Appends one step's metrics (jsonl, TensorBoard, sink); a progress line every log_every."""
     if not out.is_writer:
         return
     with out.path.open("a") as f:

@@ -5,11 +5,11 @@ Writes into `settings.workdir`: `checkpoints/` (orbax), `metrics.jsonl`, `tb/` (
 `hf/step_N` and `hf/final` (HF exports of the policy), `config.json` (the settings) and `run.json`
 (the settings as dotted names, each session's versions/devices/times, and `changes`: the settings
 changed on resume, with the step they changed at); with `logging.wandb`, `wandb_run_id` and the
-W&B run's files (runs.services). With `hub_repo`, process 0 uploads `hf/final` once training
-finished. Re-running with the same workdir resumes from
-the newest checkpoint that restores (also after SIGTERM / SIGINT); a larger `total_steps`
-continues. Only `RESUMABLE` settings may change on resume. One run at a time holds the workdir
-(`runs.files.locked`). The step loop itself is `rl.trainer.train`.
+W&B run's files (runs.services). With `hub_repo`, process 0 uploads `hf/final` once training has
+finished. Re-running with the same workdir resumes from the newest checkpoint that restores (also
+after SIGTERM / SIGINT); a larger `total_steps` continues. Only `RESUMABLE` settings may change on
+resume. One run at a time holds the workdir (`runs.files.locked`). The step loop itself is
+`rl.trainer.train`.
 """
 
 from __future__ import annotations

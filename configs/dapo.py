@@ -32,6 +32,8 @@ def get_config(arg=None):
     c.dtype = "float32"  # compute dtype ("bfloat16" on accelerators)
     c.param_dtype = "float32"  # master weights and AdamW state (keep fp32: lr 1e-6 steps)
     c.export_dtype = "bfloat16"  # HF exports (hf/): bfloat16 to serve (vllm serve) | float32 exact
+    c.hub_repo = ""  # upload hf/final to this HF Hub repo after training ("" = off; needs a token)
+    c.hub_private = True  # create the hub repo private (an existing repo keeps its visibility)
     c.mesh = "fsdp:-1"  # device mesh, axis:size with -1 = the rest, e.g. "fsdp:8,tensor:4"
     c.reference = (
         False  # keep the initial policy to log Δlog p vs init (and k3 KL when kl_coef > 0)
@@ -114,6 +116,14 @@ def get_config(arg=None):
         0  # first traced training step (1-based; 1 includes compilation); 0 = off
     )
     c.profile.num_steps = 2  # training steps traced from start_step
+
+    # Metrics besides metrics.jsonl and tb/: Weights & Biases (docs/operators.md has the tags).
+    c.logging = ml_collections.ConfigDict()
+    c.logging.wandb = False  # log to W&B too (pip install 'dlogp_jax[wandb]'); process 0 only
+    c.logging.wandb_project = "dlogp_jax"  # W&B project
+    c.logging.wandb_entity = ""  # W&B team or user ("" = your default entity)
+    c.logging.wandb_run_name = ""  # W&B run name ("" = the workdir's name)
+    c.logging.wandb_mode = "offline"  # offline (no network; `wandb sync` later) | online | disabled
     c.distributed = distributed()  # multi-host settings (config_args.distributed)
 
     if args.qwen2p5_math_7b:  # 4 x v5p-16 class slice; response 8192

@@ -7,9 +7,11 @@ One training step (docs/method.md §4, verl's DAPO recipe):
   3. old policy: one forward pass of the training model gives log π_θold (and entropy) of every
      response token; token weights w = f(p_old) multiply the advantages (constant for the step);
   4. the batch is split into `mini_batches` shuffled-in-order mini-batches, one AdamW update each.
-Metrics go to `metrics.jsonl` and TensorBoard; checkpoints (orbax, async, keep-last-K, and on SIGTERM)
-and HF exports of the policy go to the work directory. A resumed run continues identically: the
-generation seeds derive from (seed, step, round), and the data iterator state is checkpointed.
+Metrics go to `metrics.jsonl` (flat keys), TensorBoard and the optional `RunContext.scalar_sink`
+(Weights & Biases), both under the namespaced tags of metric_tags.py; checkpoints (orbax, async,
+keep-last-K, and on SIGTERM) and HF exports of the policy go to the work directory. A resumed run
+continues identically: the generation seeds derive from (seed, step, round), and the data iterator
+state is checkpointed.
 
 Deviations from the official code (docs/method.md §6): see dapo_loss.py (exact token mean);
 generation uses our sampler (exact, full vocabulary) instead of vLLM; p_old comes from this model's
@@ -36,7 +38,7 @@ from dlogp_jax.checkpoint import Checkpointer
 from dlogp_jax.data.sources import prompt_batches
 from dlogp_jax.model.tokenizer import stop_token_ids
 from dlogp_jax.outputs import write_text
-from dlogp_jax.rl import dapo_loss, train_step
+from dlogp_jax.rl import dapo_loss, metric_tags, train_step
 from dlogp_jax.rl.advantages import grpo_advantages
 from dlogp_jax.rl.rewards import Grader
 from dlogp_jax.rl.rollout import Groups, RolloutConfig, collect
@@ -78,6 +80,7 @@ class RunContext:
     is_writer: bool = True
     eval_fn: Any = None  # eval_fn(params, grader) -> dict of `eval_*` metrics
     on_start: Any = None  # on_start(step): once restored (or fresh), before the first step
+    scalar_sink: Any = None  # scalar_sink({tag: value}, step): each step's tagged scalars (W&B)
 
 
 def batch_arrays(groups: Groups, n: int) -> dict[str, np.ndarray]:
@@ -160,6 +163,7 @@ class _MetricsLog:
 
     path: Path
     writer: Any  # tensorboardX SummaryWriter, None on processes that do not write
+    sink: Any  # RunContext.scalar_sink or None
     is_writer: bool
     log: Callable[[str], None]
     cfg: TrainerConfig
@@ -221,8 +225,9 @@ def train(
     metrics_file = ctx.workdir / "metrics.jsonl"
     _truncate_metrics(metrics_file, int(state.step), ctx.is_writer)
     writer = _tensorboard(ctx.workdir / "tb") if ctx.is_writer else None
+    sink = ctx.scalar_sink if ctx.is_writer else None
     out = _MetricsLog(
-        metrics_file, writer, ctx.is_writer, log, cfg, time.perf_counter(), int(state.step)
+        metrics_file, writer, sink, ctx.is_writer, log, cfg, time.perf_counter(), int(state.step)
     )
     preempt = _Preempted()
     try:
@@ -380,6 +385,7 @@ def _one_step(state, step: int, run: _Run, data, grader):
         zero_signal=int(not np.any(host["adv"])),
         batch_accuracy=float(groups.accuracy.mean()),
         batch_reward_mean=float(groups.rewards.mean()),
+        time_step=t3 - t0,
         time_rollout=t1 - t0,
         time_old_logp=t2 - t1,
         time_update=t3 - t2,
@@ -411,8 +417,7 @@ def _log_eval(out: _MetricsLog, step: int, metrics: dict) -> None:
         return
     with out.path.open("a") as f:
         f.write(json.dumps({"step": step, **metrics}) + "\n")
-    for k, v in metrics.items():
-        out.writer.add_scalar(k, v, step)
+    _scalars(out, metrics, step)
 
 
 def _all_hosts(data_state: dict) -> dict:
@@ -442,17 +447,24 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path))
 
 
+def _scalars(out: _MetricsLog, metrics: dict, step: int) -> None:
+    """One step's numeric metrics under their namespaced tags to TensorBoard and the sink."""
+    tagged = metric_tags.tagged_scalars(metrics)
+    for k, v in tagged.items():
+        out.writer.add_scalar(k, v, step)
+    out.writer.flush()
+    if out.sink is not None:
+        out.sink(tagged, step)
+
+
 def _log_step(metrics: dict, out: _MetricsLog) -> None:
-    """Appends one step's metrics (jsonl + TensorBoard) and logs a progress line every log_every."""
+    """Appends one step's metrics (jsonl, TensorBoard, sink); a progress line every log_every."""
     if not out.is_writer:
         return
     with out.path.open("a") as f:
         f.write(json.dumps(metrics) + "\n")
     step = metrics["step"]
-    for k, v in metrics.items():
-        if k != "step" and isinstance(v, (int, float)):
-            out.writer.add_scalar(k, v, step)
-    out.writer.flush()
+    _scalars(out, metrics, step)
     total = out.cfg.total_steps
     eta = eta_seconds(out.first_step_done, step, total, time.perf_counter())
     if metrics.get("skipped"):

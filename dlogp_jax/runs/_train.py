@@ -4,10 +4,12 @@ preemption-safe.
 Writes into `settings.workdir`: `checkpoints/` (orbax), `metrics.jsonl`, `tb/` (TensorBoard),
 `hf/step_N` and `hf/final` (HF exports of the policy), `config.json` (the settings) and `run.json`
 (the settings as dotted names, each session's versions/devices/times, and `changes`: the settings
-changed on resume, with the step they changed at). Re-running with the same workdir resumes from
-the newest checkpoint that restores (also after SIGTERM / SIGINT); a larger `total_steps`
-continues. Only `RESUMABLE` settings may change on resume. One run at a time holds the workdir
-(`runs.files.locked`). The step loop itself is `rl.trainer.train`.
+changed on resume, with the step they changed at); with `logging.wandb`, `wandb_run_id` and the
+W&B run's files (runs.services). With `hub_repo`, process 0 uploads `hf/final` once training has
+finished. Re-running with the same workdir resumes from the newest checkpoint that restores (also
+after SIGTERM / SIGINT); a larger `total_steps` continues. Only `RESUMABLE` settings may change on
+resume. One run at a time holds the workdir (`runs.files.locked`). The step loop itself is
+`rl.trainer.train`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dlogp_jax.rl import trainer
 from dlogp_jax.rl.evaluate import evaluate
 from dlogp_jax.rl.rewards import REWARDS
 from dlogp_jax.rl.train_state import TrainState
-from dlogp_jax.runs import files, runtime
+from dlogp_jax.runs import files, runtime, services
 from dlogp_jax.runs.progress import StepTrace
 from dlogp_jax.runs.settings import TrainSettings, config_dict, from_dict
 from dlogp_jax.sampling import DecodeSpec
@@ -60,10 +62,43 @@ def train(settings: TrainSettings, *, log: Callable[[str], None] = logging.info)
         files.locked(workdir, field="workdir") if runtime.is_writer() else contextlib.nullcontext()
     ):
         changes = resume_guard(workdir, settings)
-        return _train(settings, workdir, changes, mesh, log)
+        with _wandb_run(settings, workdir) as wandb_run:
+            state = _train(settings, workdir, changes, mesh, log, wandb_run)
+    if settings.hub_repo and runtime.is_writer() and int(state.step) >= settings.total_steps:
+        services.upload_export(
+            workdir / "hf" / "final", repo=settings.hub_repo, private=settings.hub_private, log=log
+        )
+    return state
 
 
-def _train(settings: TrainSettings, workdir: Path, changes: list[dict], mesh, log) -> TrainState:
+@contextlib.contextmanager
+def _wandb_run(settings: TrainSettings, workdir: Path):
+    """The W&B run of process 0 when `logging.wandb` (else None), finished on the way out: exit
+    code 1 when training raised (W&B shows the run as failed)."""
+    lg = settings.logging
+    if not (lg.wandb and runtime.is_writer()):
+        yield None
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = services.open_wandb(
+        workdir,
+        project=lg.wandb_project,
+        entity=lg.wandb_entity,
+        run_name=lg.wandb_run_name,
+        mode=lg.wandb_mode,
+        config=config_dict(settings),
+    )
+    try:
+        yield run
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    run.finish()
+
+
+def _train(
+    settings: TrainSettings, workdir: Path, changes: list[dict], mesh, log, wandb_run
+) -> TrainState:
     model, params, tokenizer = init_policy(
         init_from=settings.init_from,
         dtype=settings.dtype,
@@ -115,6 +150,7 @@ def _train(settings: TrainSettings, workdir: Path, changes: list[dict], mesh, lo
         is_writer=runtime.is_writer(),
         eval_fn=eval_fn,
         on_start=on_start,
+        scalar_sink=services.wandb_sink(wandb_run) if wandb_run is not None else None,
     )
     logging.info(
         "%d prompts (Tp=%d), model %s, %.1fM params",
@@ -171,6 +207,9 @@ RESUMABLE = (
     "trainer.remat",
     "profile.",  # tracing does not change the run
     "export_dtype",  # only the HF exports' precision
+    "hub_repo",  # where the final export goes
+    "hub_private",
+    "logging.",  # where metrics are shown
 )
 
 

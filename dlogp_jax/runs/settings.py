@@ -28,6 +28,7 @@ from dlogp_jax.rl.dapo_loss import LossConfig
 from dlogp_jax.rl.rewards import REWARDS
 from dlogp_jax.rl.rollout import UNFILLED, RolloutConfig
 from dlogp_jax.rl.train_state import OptimizerConfig
+from dlogp_jax.runs import services
 from dlogp_jax.sampling.spec import MODES
 
 REWARDS_BY_SOURCE_FORMAT = "rollout.rewards_by_source: write 'source_prefix:reward,...'."
@@ -489,6 +490,26 @@ class TrainerSettings:
         _raise(["trainer." + p for p in problems])
 
 
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingSettings:
+    """Where training metrics go besides metrics.jsonl and TensorBoard: Weights & Biases."""
+
+    wandb: bool = False  # log to W&B too (pip install 'dlogp_jax[wandb]'); process 0 only
+    wandb_project: str = "dlogp_jax"
+    wandb_entity: str = ""  # W&B team or user ("" = your default entity)
+    wandb_run_name: str = ""  # "" = the work directory's name
+    wandb_mode: str = "offline"  # offline (files under wandb/, `wandb sync`) | online | disabled
+
+    def __post_init__(self):
+        problems = _one_of(self, "wandb_mode", WANDB_MODES)
+        if self.wandb:
+            problems += services.wandb_problems()
+        _raise(["logging." + p for p in problems])
+
+
 # The paper's DAPO recipe (docs/method.md §4): n = 16, 512 prompts per step from rounds of 1536.
 PAPER_ROLLOUT = RolloutConfig(
     n=16,
@@ -520,6 +541,8 @@ class TrainSettings:
     dtype: str = "float32"  # compute dtype ("bfloat16" on accelerators)
     param_dtype: str = "float32"  # master weights and AdamW state (keep fp32: lr 1e-6 steps)
     export_dtype: str = "bfloat16"  # HF exports: bfloat16 to serve | float32 (the master weights)
+    hub_repo: str = ""  # upload hf/final to this Hugging Face Hub repo after training ("" = off)
+    hub_private: bool = True  # create the hub repo private (an existing repo keeps its visibility)
     mesh: str = "fsdp:-1"
     reference: bool = False  # keep the initial policy: Δlog p vs init (and k3 KL if kl_coef > 0)
     total_steps: int = 100
@@ -529,6 +552,7 @@ class TrainSettings:
     optimizer: OptimizerConfig = OptimizerConfig()
     trainer: TrainerSettings = TrainerSettings()
     profile: ProfileSettings = ProfileSettings()
+    logging: LoggingSettings = LoggingSettings()
     distributed: Distributed = Distributed()
 
     def __post_init__(self):
@@ -539,6 +563,7 @@ class TrainSettings:
         problems += local_path_problems(self.workdir, "workdir")
         problems += _dtype(self.dtype, "dtype") + _dtype(self.param_dtype, "param_dtype")
         problems += _dtype(self.export_dtype, "export_dtype")
+        problems += services.hub_problems(self.hub_repo) if self.hub_repo else []
         problems += _at_least(self, 1, "max_prompt_len", "total_steps")
         problems += ["rollout." + p for p in _rollout_problems(self.rollout)]
         problems += setting_problems(self.rollout, "rollout.")

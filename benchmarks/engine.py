@@ -19,12 +19,16 @@ the samples are identical, and the fp32 matmul peak of this machine measured in 
 Run:
     python benchmarks/engine.py            # the workload above
     python benchmarks/engine.py --quick    # small smoke run
+    python benchmarks/engine.py --accelerator [--model qwen2p5_1p5b]  # GPU/TPU: the pair's
+        # tokens/s against its bandwidth roofline (benchmarks/engine_accelerator.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +39,9 @@ from dlogp_jax.engine import EngineConfig, run_paged
 from dlogp_jax.model import transformer
 from dlogp_jax.sampling import DecodeSpec, generate, left_pad
 from dlogp_jax.sampling.batches import fixed_batches
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from benchmarks import engine_accelerator  # noqa: E402
 
 VOCAB = 100
 STOPS = (0, 1)  # 2 of 100 near-uniform rows: P(stop) ≈ 1/50 per step
@@ -109,7 +116,12 @@ def main(argv=None):
     ap.add_argument("--round-steps", type=int, default=16)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--accelerator", action="store_true", help="Qwen-shaped pair vs roofline")
+    ap.add_argument("--model", default="qwen2p5_0p5b", help="--accelerator: qwen2p5_0p5b|1p5b")
+    ap.add_argument("--seqs", type=int, default=256, help="--accelerator: sequences decoded")
     args = ap.parse_args(argv)
+    if args.accelerator:
+        return engine_accelerator.run(args)
     if args.quick:
         args.prompts, args.max_new, args.width, args.layers = 4, 64, 64, 2
         args.static_batch, args.max_seqs = 4, 8

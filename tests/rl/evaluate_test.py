@@ -39,7 +39,8 @@ class FakeGrader:
 
 
 def _fake_generate_round(batches):
-    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine):
+    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine, shared):
+        assert shared  # every process evaluates the same prompts: decoded once, not per process
         batches.append(list(idx))
         # Row i*N + j: (length - 1) filler tokens 3, then the flag (1 correct, 2 wrong), then pads 9
         # that the grader must not see.
@@ -140,7 +141,8 @@ def test_each_prompt_is_graded_with_its_sources_reward(monkeypatch):
 def test_majority_votes_and_timeouts_through_accuracy_metrics(monkeypatch):
     """Answers that vote: the same `accuracy_metrics` as dlogp-grade gives maj@k; timeouts count."""
 
-    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine):
+    def generate_round(params, *, config, prompts, idx, spec, seed, tp, mesh, engine, shared):
+        assert shared  # every process evaluates the same prompts: decoded once, not per process
         n = spec.n
         responses = np.zeros((len(idx) * n, 2), np.int32)
         responses[:, 0] = [7, 7, 8] * len(idx)  # answers 7, 7, 8 for each prompt

@@ -67,6 +67,20 @@ SLOW = {
     "tests/model/layers_test.py::test_causal_blocks_skip_keys_above_the_diagonal_exactly[37]": (
         "second length (tier 1: [32])"
     ),
+    "tests/engine/engine_test.py::test_page_sizes_and_rounds[page1_round1]": (
+        "page size 1 (tier 1: page sizes 4 and 8 in the other engine tests)"
+    ),
+    "tests/rl/rewards_test.py::test_a_slow_job_never_changes_another_jobs_score[1]": (
+        "one grader worker (tier 1: [2], the measured case)"
+    ),
+    "tests/cli/sample_test.py::test_single_mode_and_demo": (
+        "CI's README block runs `dlogp-sample :demo`; single mode: tests/engine/engine_test.py"
+    ),
+    # -- optional extras
+    "tests/runs/services_test.py::test_wandb_offline_and_tensorboard_get_the_namespaced_metrics": (
+        "a real train run logged to W&B offline (~80 s; tier 1: the tag table, the refusals, the "
+        "upload path)"
+    ),
 }
 
 

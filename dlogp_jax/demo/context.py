@@ -45,7 +45,12 @@ def rl_run_key(settings: DemoSettings, method: str, seed: int) -> dict[str, Any]
     shared = {k: v for k, v in rl.to_dict().items() if k not in _NOT_PER_RUN}
     c = {"reshape": rl.reshape_c, "none": None}.get(method, rl.weight_c)
     world = {"world": settings.section_dict("world")}
-    return {**world, "rl": shared, "method": method, "weight_c": c, "seed": seed}
+    key = {**world, "rl": shared, "method": method, "weight_c": c, "seed": seed}
+    # The run's held-out evaluation samples at exp.top_p (rl_pool); named only when not the
+    # default 1.0, so the runs cached before it was part of the key stay cached.
+    if settings.exp.top_p != 1.0:
+        key["eval_top_p"] = settings.exp.top_p
+    return key
 
 
 @dataclasses.dataclass

@@ -32,6 +32,10 @@ def test_rl_run_key_names_only_what_changes_a_run():
     want = {"world": config.world.to_dict(), "rl": shared}
     assert key == {**want, "method": "reshape", "weight_c": config.rl.reshape_c, "seed": 1}
     assert context.rl_run_key(settings, "none", 0)["weight_c"] is None
+    # the runs' evaluation samples at exp.top_p: another top_p is another run
+    config.exp.top_p = 0.7
+    other = context.rl_run_key(DemoSettings.from_dict(config.to_dict()), "reshape", 1)
+    assert other == {**key, "eval_top_p": 0.7}
     assert settings.rl.runs[:3] == [("none", 0), ("none", 1), ("reshape_reversed", 0)]
 
 

@@ -57,11 +57,12 @@ def test_sigint_saves_and_exits_75(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(trainer, "_log_step", interrupt_at_1)
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN under `nohup ... &`, else the default
     config = get_config("dapo", "tiny", workdir=str(tmp_path), total_steps=3, mesh="fsdp:1")
     with pytest.raises(SystemExit) as e:
         train_cli.main(config)
     assert e.value.code == trainer.EXIT_INTERRUPTED == 75
     assert (tmp_path / "checkpoints" / "1").is_dir()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
     run = (tmp_path / "run.json").read_text()
     assert '"status": "interrupted at step 1"' in run

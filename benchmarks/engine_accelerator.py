@@ -29,7 +29,7 @@ import numpy as np
 
 from dlogp_jax.engine import EngineConfig, run_paged
 from dlogp_jax.model import transformer
-from dlogp_jax.model.config import PRESETS, ModelConfig, RopeConfig
+from dlogp_jax.model.config import PRESETS, ModelConfig
 from dlogp_jax.sampling import DecodeSpec
 
 # Published HBM bandwidth (bytes/s) by `jax.Device.device_kind` prefix.
@@ -43,19 +43,6 @@ BANDWIDTH = {
     "TPU v4": 1.2e12,
     "TPU v6 lite": 1.64e12,
 }
-QWEN2P5_1P5B = dict(
-    model_type="qwen2",
-    vocab_size=151936,
-    hidden_size=1536,
-    intermediate_size=8960,
-    num_layers=28,
-    num_heads=12,
-    num_kv_heads=2,
-    head_dim=128,
-    qkv_bias=True,
-    rope=RopeConfig(theta=1e6),
-    tie_embeddings=True,
-)
 PROMPT = 128
 
 
@@ -63,8 +50,6 @@ def model_config(name: str, quick: bool) -> ModelConfig:
     """The pair's shapes in bf16 (tiny ones for the CPU smoke run)."""
     if quick:
         return PRESETS["tiny"](vocab_size=512, dtype="bfloat16")
-    if name == "qwen2p5_1p5b":
-        return ModelConfig(**QWEN2P5_1P5B, dtype="bfloat16")
     return PRESETS[name](dtype="bfloat16")
 
 
